@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestTripTS(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ts     []int64
+		limit  int64
+		want   int64
+		wantOK bool
+	}{
+		{"never", []int64{0, 10, 20}, 4, 0, false},
+		{"third event", []int64{0, 10, 20, 30}, 3, 20, true},
+		{"window drops old events", []int64{0, 100, 150, 160}, 3, 160, true},
+		{"events at the window edge are out", []int64{0, 100, 100}, 3, 0, false},
+		{"one millisecond counts all its events", []int64{5, 7, 7, 7}, 3, 7, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := tripTS(c.ts, c.limit, 100)
+			require.Equal(t, c.wantOK, ok)
+			require.Equal(t, c.want, got)
+		})
+	}
+}
+
+func TestJudgeSeed(t *testing.T) {
+	// Key 0: requests at 0, 10, 20, 200 ms; limit 2, window 100 ms. The
+	// third is over (3 in the window); the fourth is alone again.
+	seq := []uint32{0, 0, 0, 0, 1}
+	reqs := []seedRequest{
+		{ms: 0, xlen: 1, done: true},
+		{ms: 10, xlen: 2, done: true},
+		{ms: 20, xlen: 3, done: true},  // right: denied
+		{ms: 200, xlen: 4, done: true}, // old entries left by an approximate trim: false deny
+		{ms: 5, xlen: 1, done: false},  // not run: ignored
+	}
+	res := judgeSeed(reqs, seq, 2, 2, 100)
+	require.Equal(t, 4, res.decisions)
+	require.Equal(t, 1, res.falseDenies)
+	require.Zero(t, res.missedDenies)
+
+	reqs[2].xlen = 2 // a trim that removed too much
+	res = judgeSeed(reqs, seq, 2, 2, 100)
+	require.Equal(t, 1, res.missedDenies)
+}
+
+func TestAggregate_medianAndWorst(t *testing.T) {
+	runs := []RunResult{
+		{Result: Result{EventsPerS: 300, SeedExactPerS: 100, FalseDenies: 0}},
+		{Result: Result{EventsPerS: 100, SeedExactPerS: 100, FalseDenies: 2}},
+		{Result: Result{EventsPerS: 200, SeedExactPerS: 50, FalseDenies: 0}},
+	}
+	got := aggregate(runs)
+	require.InDelta(t, 200, got.EventsPerS, 1e-9)
+	require.InDelta(t, 100, got.SeedExactPerS, 1e-9)
+	require.InDelta(t, 2, got.FalseDenies, 1e-9, "correctness counts are the worst run")
+	require.InDelta(t, 2, got.RatioSeedExact, 1e-9, "ratios come from the medians")
+	require.InDelta(t, 150, median([]float64{100, 200}), 1e-9)
+}
+
+func TestParseProc(t *testing.T) {
+	stat := []byte("4242 (rate mon) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 125 0 0 20 0 12 0 100 1000000 2000\n")
+	status := []byte("Name:\tratemon\nVmPeak:\t  9000 kB\nVmRSS:\t   2048 kB\nThreads:\t12\n")
+	ps, err := parseProc(stat, status)
+	require.NoError(t, err)
+	require.InDelta(t, 3.75, ps.cpu, 1e-9)
+	require.Equal(t, int64(2048<<10), ps.rss)
+
+	_, err = parseProc([]byte("garbage"), status)
+	require.Error(t, err)
+}
+
+func TestPicker_deterministicWithAbusiveShare(t *testing.T) {
+	o := &Options{Keys: 1000, Dist: Uniform, Abusive: 0.01, Seed: 7}
+	a, b := newPicker(o).sequence(200000), newPicker(o).sequence(200000)
+	require.Equal(t, a, b)
+	abusive := map[uint32]bool{}
+	for _, k := range newPicker(o).abusive {
+		abusive[k] = true
+	}
+	require.Len(t, abusive, 10)
+	n := 0
+	for _, k := range a {
+		if abusive[k] {
+			n++
+		}
+	}
+	// 10 keys at 100 times the weight of 1000: 1000/2000 of the events.
+	require.InDelta(t, 0.5, float64(n)/float64(len(a)), 0.01)
+
+	z := newPicker(&Options{Keys: 1000, Dist: Zipf, ZipfS: 1.1, Seed: 7}).sequence(100000)
+	counts := make([]int, 1000)
+	for _, k := range z {
+		counts[k]++
+	}
+	require.Greater(t, counts[0], counts[10])
+	require.Greater(t, counts[10], counts[500])
+}
+
+func TestNum(t *testing.T) {
+	require.Equal(t, "1,234,567", num(1234567.4))
+	require.Equal(t, "-1,000", num(-1000))
+	require.Equal(t, "12", num(12))
+}

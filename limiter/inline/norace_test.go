@@ -1,0 +1,5 @@
+//go:build !race
+
+package inline_test
+
+const raceEnabled = false

@@ -1,0 +1,361 @@
+-- lib.lua: helpers shared by every ratemon script. scripts.go prepends this
+-- file to each script before loading it, so each script stays self-contained
+-- for Redis (one EVALSHA, no server-side library needed).
+--
+-- A rule's window log is two ordered structures holding (ts, weight) pairs:
+--   log  (stream)     in-order pairs. An entry holding one pair has the id
+--                     "<ts>-<seq>" and the field n = weight. An entry holding
+--                     several (one append of one limit key) has the id
+--                     "<m>-<seq>", m its newest ts, and per pair the field
+--                     "<m - ts>" = weight, oldest first; its pairs span at
+--                     most SPAN ms, and every pair of a later entry is at or
+--                     after m, so the log is in event-time order.
+--   late (sorted set) score ts, member "<weight>:<uniq>"; out-of-order pairs
+-- The cursors below walk both merged, in event-time order.
+
+local CHUNK = 256
+-- SPAN bounds the event times of one log entry: an entry holding a time at
+-- or before hi has an id at or before hi + SPAN.
+local SPAN = 1000
+-- PAIRS bounds the pairs of one log entry.
+local PAIRS = 256
+
+-- s formats an integer for a Redis argument; Lua's own tostring switches to
+-- exponent notation past 14 digits.
+local function s(x)
+  return string.format('%d', x)
+end
+
+local function id_ms(id)
+  return tonumber(string.match(id, '^(%d+)'))
+end
+
+-- chunked walks a sequence read CHUNK items at a time. fetch() returns the
+-- next raw reply and whether it was the last; parse(buf, i) returns the
+-- (ts, weight) of the item at i; step is how many reply slots an item uses.
+local function chunked(fetch, parse, step)
+  local c = {buf = nil, i = 1, last = false}
+  function c.peek()
+    if c.buf == nil or c.i > #c.buf then
+      if c.last then return nil end
+      c.buf, c.last = fetch()
+      c.i = 1
+      if #c.buf == 0 then
+        c.last = true
+        return nil
+      end
+    end
+    return parse(c.buf, c.i)
+  end
+  function c.advance() c.i = c.i + step end
+  return c
+end
+
+local function parse_member(buf, i)
+  return tonumber(buf[i + 1]), tonumber(string.match(buf[i], '^(%d+)'))
+end
+
+local function parse_pair(buf, i)
+  return buf[i], buf[i + 1]
+end
+
+local function empty() return {}, true end
+
+-- expand appends to out, as flat ts, weight, the pairs of log entry e with
+-- a ts in (lo, hi], ascending or descending.
+local function expand(e, lo, hi, asc, out)
+  local m, f = id_ms(e[1]), e[2]
+  if #f == 2 then
+    if m > lo and m <= hi then
+      out[#out + 1] = m
+      out[#out + 1] = tonumber(f[2])
+    end
+    return
+  end
+  local first, last, step = 1, #f - 1, 2
+  if not asc then first, last, step = #f - 1, 1, -2 end
+  for j = first, last, step do
+    local ts = m - tonumber(f[j])
+    if ts > lo and ts <= hi then
+      out[#out + 1] = ts
+      out[#out + 1] = tonumber(f[j + 1])
+    end
+  end
+end
+
+-- stream cursor over the pairs with ts in (lo, hi], ascending or descending.
+local function stream_cursor(key, lo, hi, asc)
+  if hi <= lo then return chunked(empty, parse_pair, 2) end
+  local last = nil
+  return chunked(function()
+    while true do
+      local r
+      if asc then
+        r = redis.call('XRANGE', key, last and ('(' .. last) or s(lo + 1), s(hi + SPAN), 'COUNT', CHUNK)
+      else
+        r = redis.call('XREVRANGE', key, last and ('(' .. last) or s(hi + SPAN), s(lo + 1), 'COUNT', CHUNK)
+      end
+      local done = #r < CHUNK
+      if #r > 0 then last = r[#r][1] end
+      local out = {}
+      for _, e in ipairs(r) do expand(e, lo, hi, asc, out) end
+      -- A chunk of entries all after hi is skipped, not taken for the end.
+      if #out > 0 or done or asc then return out, done end
+    end
+  end, parse_pair, 2)
+end
+
+-- sorted-set cursor over entries with score in (lo, hi]; key false: none
+-- (a rule that never had an out-of-order entry).
+local function late_cursor(key, lo, hi, asc)
+  if hi <= lo or not key then return chunked(empty, parse_member, 2) end
+  local off = 0
+  return chunked(function()
+    local r
+    if asc then
+      r = redis.call('ZRANGEBYSCORE', key, '(' .. s(lo), s(hi), 'WITHSCORES', 'LIMIT', off, CHUNK)
+    else
+      r = redis.call('ZREVRANGEBYSCORE', key, s(hi), '(' .. s(lo), 'WITHSCORES', 'LIMIT', off, CHUNK)
+    end
+    off = off + #r / 2
+    return r, #r < 2 * CHUNK
+  end, parse_member, 2)
+end
+
+-- merged cursor over a rule's log and late set, ts in (lo, hi].
+local function cursor(log, late, lo, hi, asc)
+  local a = stream_cursor(log, lo, hi, asc)
+  local b = late_cursor(late, lo, hi, asc)
+  local m = {}
+  function m.peek()
+    local ta, wa = a.peek()
+    local tb, wb = b.peek()
+    if ta == nil then
+      if tb == nil then return nil end
+      m.from = b
+      return tb, wb
+    end
+    if tb == nil then
+      m.from = a
+      return ta, wa
+    end
+    if (asc and tb < ta) or ((not asc) and tb > ta) then
+      m.from = b
+      return tb, wb
+    end
+    m.from = a
+    return ta, wa
+  end
+  function m.advance() m.from.advance() end
+  return m
+end
+
+-- sum of weights with ts in (lo, hi].
+local function range_sum(log, late, lo, hi)
+  if hi <= lo then return 0 end
+  local s = 0
+  local c = cursor(log, late, lo, hi, true)
+  while true do
+    local ts, w = c.peek()
+    if ts == nil then break end
+    s = s + w
+    c.advance()
+  end
+  return s
+end
+
+-- The time the window (.., t] stops holding `limit`: walking newest first
+-- over (lo, hi], the ts at which the cumulative weight reaches limit, plus
+-- window. nil when the range holds less than limit.
+local function free_at(log, late, lo, hi, limit, window)
+  local acc = 0
+  local c = cursor(log, late, lo, hi, false)
+  while true do
+    local ts, w = c.peek()
+    if ts == nil then return nil end
+    acc = acc + w
+    if acc >= limit then return ts + window end
+    c.advance()
+  end
+end
+
+-- Trip scan for deny_for rules: walks the entry times in (lo, hi] in order,
+-- keeping the count of (x - window, x] for each time x starting from `base`,
+-- the count of (lo - window, lo]. Returns the latest x whose count reached
+-- limit and is after `after` (or nil), and the count of (hi - window, hi].
+local function trip_scan(log, late, lo, hi, base, limit, window, after)
+  local add = cursor(log, late, lo, hi, true)
+  local rem = cursor(log, late, lo - window, hi - window, true)
+  local cnt = base
+  local trip = nil
+  while true do
+    local x = add.peek()
+    if x == nil then break end
+    while true do
+      local ts, w = add.peek()
+      if ts == nil or ts ~= x then break end
+      cnt = cnt + w
+      add.advance()
+    end
+    while true do
+      local ts, w = rem.peek()
+      if ts == nil or ts > x - window then break end
+      cnt = cnt - w
+      rem.advance()
+    end
+    if cnt >= limit and x > after then trip = x end
+  end
+  while true do
+    local ts, w = rem.peek()
+    if ts == nil then break end
+    cnt = cnt - w
+    rem.advance()
+  end
+  return trip, cnt
+end
+
+local function num(v, default)
+  if v == false or v == nil then return default end
+  return tonumber(v)
+end
+
+-- effective_limit applies a limit key's runtime overrides (hash field
+-- "<rule>": an absolute limit, or "x<factor>"; field "*": "x<factor>" for
+-- every rule) to a rule's configured limit.
+local function effective_limit(ovr, name, limit)
+  local v = ovr[name]
+  if v ~= nil then
+    if string.sub(v, 1, 1) == 'x' then
+      return math.max(1, math.floor(limit * tonumber(string.sub(v, 2))))
+    end
+    return tonumber(v)
+  end
+  v = ovr['*']
+  if v ~= nil and string.sub(v, 1, 1) == 'x' then
+    return math.max(1, math.floor(limit * tonumber(string.sub(v, 2))))
+  end
+  return limit
+end
+
+local function read_overrides(key)
+  local flat = redis.call('HGETALL', key)
+  local ovr = {}
+  for i = 1, #flat, 2 do ovr[flat[i]] = flat[i + 1] end
+  return ovr
+end
+
+local function flag_json(lk, rule, reason, u, source, author)
+  local j = '{"key":' .. cjson.encode(lk) .. ',"rule":' .. cjson.encode(rule) .. ',"reason":' ..
+    cjson.encode(reason) .. ',"until":' .. s(u) .. ',"source":"' .. source .. '"'
+  if author ~= nil and author ~= '' then j = j .. ',"author":' .. cjson.encode(author) end
+  return j .. '}'
+end
+
+-- put records a state field to write when the script ends; del records one
+-- to delete. close applies both, deletes last.
+local function put(cx, field, value)
+  cx.set[field] = value
+  cx.del[field] = nil
+end
+
+local function del(cx, field)
+  cx.set[field] = nil
+  cx.del[field] = true
+end
+
+local function close(cx)
+  local flat = {}
+  for f, v in pairs(cx.set) do
+    flat[#flat + 1] = f
+    flat[#flat + 1] = v
+  end
+  if #flat > 0 then redis.call('HSET', cx.st, unpack(flat)) end
+  local gone = {}
+  for f in pairs(cx.del) do
+    -- a field open() read as absent needs no HDEL
+    if not (cx.absent and cx.absent[f]) then gone[#gone + 1] = f end
+  end
+  if #gone > 0 then redis.call('HDEL', cx.st, unpack(gone)) end
+end
+
+-- write_deny decides the deny flag of a limit key from its three inputs,
+-- with precedence allow > manual block > automatic deny, and writes it when
+-- it changed. auto is {u, rule, reason} from the rules (u = 0: none). The
+-- automatic part is remembered in the state hash, so that a manual change
+-- can recompute the flag without evaluating the rules. Manual entries are
+-- read only when the key's marker says some may exist. Returns a change
+-- {kind, allowed, until, rule, source} or nil.
+local function write_deny(cx, auto)
+  local now, prev = cx.now, cx.prev
+  local pau = num(prev['_au'], 0)
+  if auto.u > now then
+    if auto.u ~= pau or auto.rule ~= (prev['_ar'] or '') or auto.reason ~= (prev['_ax'] or '') then
+      put(cx, '_au', s(auto.u))
+      put(cx, '_ar', auto.rule)
+      put(cx, '_ax', auto.reason)
+    end
+  elseif pau > 0 then
+    del(cx, '_au')
+    del(cx, '_ar')
+    del(cx, '_ax')
+  end
+  local want = {u = 0, rule = '', reason = '', source = 'rule', author = ''}
+  local manual = prev['_m'] ~= false and prev['_m'] ~= nil
+  if not (manual and redis.call('EXISTS', cx.allowk) == 1) then
+    if auto.u > now then
+      want = {u = auto.u, rule = auto.rule, reason = auto.reason, source = 'rule', author = ''}
+    end
+    local b = manual and redis.call('GET', cx.blockk)
+    if b then
+      local e = cjson.decode(b)
+      if e['until'] > want.u and e['until'] > now then
+        want = {u = e['until'], rule = '', reason = e.reason or '', source = 'manual', author = e.author or ''}
+      end
+    end
+  end
+  local pu, pr, ps = num(prev['_du'], 0), prev['_dr'] or '', prev['_ds'] or ''
+  if want.u > now then
+    if want.u ~= pu or want.rule ~= pr or want.source ~= ps or redis.call('EXISTS', cx.denyk) == 0 then
+      redis.call('SET', cx.denyk, flag_json(cx.lk, want.rule, want.reason, want.u, want.source, want.author), 'PXAT', s(want.u))
+      put(cx, '_du', s(want.u))
+      put(cx, '_dr', want.rule)
+      put(cx, '_ds', want.source)
+      return {'deny', 0, want.u, want.rule, want.source}
+    end
+    return nil
+  end
+  if pu > 0 then
+    del(cx, '_du')
+    del(cx, '_dr')
+    del(cx, '_ds')
+    if pu > now then
+      redis.call('DEL', cx.denyk)
+      return {'deny', 1, 0, pr, ps}
+    end
+  end
+  return nil
+end
+
+-- write_shadow writes or clears the shadow flag (no manual entries apply).
+local function write_shadow(cx, want)
+  local now, prev = cx.now, cx.prev
+  local pu, pr = num(prev['_su'], 0), prev['_sr'] or ''
+  if want.u > now then
+    if want.u ~= pu or want.rule ~= pr or redis.call('EXISTS', cx.shadowk) == 0 then
+      redis.call('SET', cx.shadowk, flag_json(cx.lk, want.rule, want.reason, want.u, 'rule', ''), 'PXAT', s(want.u))
+      put(cx, '_su', s(want.u))
+      put(cx, '_sr', want.rule)
+      return {'shadow', 0, want.u, want.rule, 'rule'}
+    end
+    return nil
+  end
+  if pu > 0 then
+    del(cx, '_su')
+    del(cx, '_sr')
+    if pu > now then
+      redis.call('DEL', cx.shadowk)
+      return {'shadow', 1, 0, pr, 'rule'}
+    end
+  end
+  return nil
+end

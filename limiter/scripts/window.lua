@@ -1,0 +1,365 @@
+-- window.lua: the window store of one limit key, shared by append.lua,
+-- evaluate.lua and ingest.lua (scripts.go prepends lib.lua and this file).
+--
+-- Every script gets the same KEYS and the head of ARGV:
+--   KEYS: 1 state hash, 2 seen set, 3 ids set, 4 deny flag, 5 shadow flag,
+--         6 manual block, 7 allow entry, 8 overrides,
+--         then for each rule i of the key's group: log_i, late_i.
+--   ARGV: 1 now, 2 ack floor, 3 limit key, 4 nrules,
+--         then per rule: name, limit, window_ms, deny_for_ms, action, retention_ms.
+-- The state hash holds, per rule r: r|t newest event, r|c running count of
+-- the entries newer than r|b, r|b boundary, r|m oldest entry added since the
+-- last evaluation, r|k and r|ck trip-check frontier and its count, r|f
+-- latest trip, r|p last trim point, r|q late-entry counter; per key: the
+-- flags written (_du _dr _ds, _su _sr), the automatic deny (_au _ar _ax),
+-- markers that manual entries (_m), overrides (_o) or event ids (_i) may
+-- exist, the time the TTLs are due for a refresh (_x), and the ack floor of
+-- the last trim of the seen set (_s).
+
+local RULE_FIELDS = {'t', 'c', 'b', 'm', 'k', 'ck', 'f', 'p', 'q'}
+local KEY_FIELDS = {'_du', '_dr', '_ds', '_su', '_sr', '_au', '_ar', '_ax', '_m', '_o', '_x', '_i', '_s'}
+-- SEEN_TRIM: how far the ack floor moves between two trims of the seen set.
+local SEEN_TRIM = 2000
+
+-- open reads the common KEYS and ARGV head and the whole state hash in one
+-- HMGET. Returns the context and the index of the first ARGV after the rules.
+local function open()
+  local cx = {now = tonumber(ARGV[1]), floor = tonumber(ARGV[2]), lk = ARGV[3],
+    st = KEYS[1], seen = KEYS[2], ids = KEYS[3], denyk = KEYS[4], shadowk = KEYS[5],
+    blockk = KEYS[6], allowk = KEYS[7], ovrk = KEYS[8], rules = {}, maxret = 0, set = {}, del = {}, dirty = false}
+  local n = tonumber(ARGV[4])
+  local a = 5
+  local fields = {}
+  for i = 1, n do
+    local r = {name = ARGV[a], limit = tonumber(ARGV[a + 1]), win = tonumber(ARGV[a + 2]),
+      denyfor = tonumber(ARGV[a + 3]), action = ARGV[a + 4], ret = tonumber(ARGV[a + 5]),
+      log = KEYS[7 + 2 * i], late = KEYS[8 + 2 * i]}
+    if r.ret > cx.maxret then cx.maxret = r.ret end
+    for _, f in ipairs(RULE_FIELDS) do fields[#fields + 1] = r.name .. '|' .. f end
+    cx.rules[i] = r
+    a = a + 6
+  end
+  for _, f in ipairs(KEY_FIELDS) do fields[#fields + 1] = f end
+  local v = redis.call('HMGET', cx.st, unpack(fields))
+  cx.absent = {}
+  for i, f in ipairs(fields) do
+    if not v[i] then cx.absent[f] = true end
+  end
+  local j = 1
+  for _, r in ipairs(cx.rules) do
+    r.t, r.c, r.b, r.m = num(v[j], nil), num(v[j + 1], 0), num(v[j + 2], -1), num(v[j + 3], nil)
+    r.k, r.ck, r.f, r.p, r.q = num(v[j + 4], nil), num(v[j + 5], 0), num(v[j + 6], nil), num(v[j + 7], nil), num(v[j + 8], 0)
+    j = j + #RULE_FIELDS
+  end
+  cx.prev = {}
+  for _, f in ipairs(KEY_FIELDS) do
+    cx.prev[f] = v[j]
+    j = j + 1
+  end
+  return cx, a
+end
+
+-- tally adds weight w at ts to rule r's events of this call, summed per
+-- millisecond.
+local function tally(r, ts, w)
+  local prev = r.agg[ts]
+  if prev == nil then
+    r.n = r.n + 1
+    r.agg[ts] = w
+  else
+    r.agg[ts] = prev + w
+  end
+end
+
+-- add_late records an out-of-order pair of rule r in its late set.
+local function add_late(r, ts, w)
+  r.q = r.q + 1
+  redis.call('ZADD', r.late, s(ts), s(w) .. ':' .. s(r.q))
+end
+
+-- log_pairs writes the in-order pairs of rule r (flat ts, weight,
+-- ascending, none before r.t) to its log: one entry per run of at most
+-- PAIRS pairs spanning at most SPAN ms (see lib.lua). An entry the stream
+-- refuses (its last id is newer) goes to the late set instead.
+local function log_pairs(r, pend)
+  local i, n = 1, #pend
+  while i <= n do
+    local first = pend[i]
+    local j = i
+    while j + 2 <= n and pend[j + 2] - first <= SPAN and (j + 2 - i) / 2 < PAIRS do j = j + 2 end
+    local m = pend[j]
+    local args
+    if j == i then
+      args = {'n', s(pend[i + 1])}
+    else
+      args = {}
+      for k = i, j, 2 do
+        args[#args + 1] = s(m - pend[k])
+        args[#args + 1] = s(pend[k + 1])
+      end
+    end
+    if type(redis.pcall('XADD', r.log, s(m) .. '-*', unpack(args))) == 'string' then
+      r.t = m
+    else
+      for k = i, j, 2 do add_late(r, pend[k], pend[k + 1]) end
+    end
+    i = j + 2
+  end
+end
+
+-- append adds the messages of ARGV from index a: nmsgs, then per message
+-- seq ("0": none) and nevents, then per event ts, weight, mask ("1" at
+-- position i when rule i counts it), id ("" for none); or, when nevents is
+-- negative, -nevents events of ts and weight only, counted by every rule. A message already
+-- applied (its JetStream sequence is in the seen set) and an event id
+-- already counted are skipped; then each rule takes its events in event-time
+-- order and drops those at or before T - retention.
+-- Returns {accepted weight, duplicate messages, duplicate ids, dropped weight}.
+local function append(cx, a)
+  local now, nrules = cx.now, #cx.rules
+  for _, r in ipairs(cx.rules) do r.agg, r.n = {}, 0 end
+  local dupmsgs, dupids = 0, 0
+  local nmsgs = tonumber(ARGV[a]); a = a + 1
+  -- The messages' sequences are checked against the seen set with one
+  -- ZMSCORE and the new ones added with one ZADD.
+  -- A sequence at or below the floor this key's seen set was trimmed to
+  -- was acknowledged on NATS, so its events are stored: a copy that
+  -- JetStream redelivered meanwhile is a duplicate, although the trim has
+  -- dropped its record.
+  -- Only live appends (which pass the ack floor) apply the rule: a rebuild
+  -- (floor 0) must replay what a trim on the emptied Redis recorded in _s.
+  local trimmed = cx.floor > 0 and num(cx.prev['_s'], 0) or 0
+  local newseq = {}
+  local seqs = {}
+  do
+    local p = a
+    for m = 1, nmsgs do
+      local seq = ARGV[p]
+      if seq ~= '0' then
+        if tonumber(seq) <= trimmed then
+          newseq[seq] = false
+        else
+          seqs[#seqs + 1] = seq
+        end
+      end
+      local n = tonumber(ARGV[p + 1])
+      if n < 0 then p = p + 2 - 2 * n else p = p + 2 + 4 * n end
+    end
+  end
+  if #seqs == 1 then
+    newseq[seqs[1]] = redis.call('ZADD', cx.seen, 'NX', seqs[1], seqs[1]) == 1
+  elseif #seqs > 1 then
+    local known = redis.call('ZMSCORE', cx.seen, unpack(seqs))
+    local add = {}
+    for i, seq in ipairs(seqs) do
+      if newseq[seq] == nil then
+        newseq[seq] = not known[i]
+        if newseq[seq] then
+          add[#add + 1] = seq
+          add[#add + 1] = seq
+        end
+      end
+    end
+    if #add > 0 then redis.call('ZADD', cx.seen, unpack(add)) end
+  end
+  for _ = 1, nmsgs do
+    local seq, nev = ARGV[a], tonumber(ARGV[a + 1])
+    a = a + 2
+    local width = 4
+    if nev < 0 then nev, width = -nev, 2 end
+    local fresh = true
+    if seq ~= '0' then
+      fresh = newseq[seq]
+      -- a sequence twice in one call counts the first time only
+      newseq[seq] = false
+      if not fresh then dupmsgs = dupmsgs + 1 end
+    end
+    if fresh and width == 2 then
+      for e = 0, nev - 1 do
+        local p = a + 2 * e
+        local ts, w = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
+        for i = 1, nrules do tally(cx.rules[i], ts, w) end
+      end
+    elseif fresh then
+      for e = 0, nev - 1 do
+        local p = a + 4 * e
+        local ts, w, mask, id = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), ARGV[p + 2], ARGV[p + 3]
+        local count = true
+        if id ~= '' then
+          if redis.call('ZSCORE', cx.ids, id) then
+            count = false
+            dupids = dupids + 1
+          else
+            redis.call('ZADD', cx.ids, s(ts), id)
+            if not cx.prev['_i'] then
+              put(cx, '_i', '1')
+              cx.prev['_i'] = '1'
+            end
+          end
+        end
+        if count then
+          for i = 1, nrules do
+            if string.byte(mask, i) == 49 then tally(cx.rules[i], ts, w) end -- '1'
+          end
+        end
+      end
+    end
+    a = a + width * nev
+  end
+  -- Sequences at or below the ack floor can never come back: they are
+  -- dropped once the floor has moved SEEN_TRIM past the last trim.
+  if cx.floor >= num(cx.prev['_s'], 0) + SEEN_TRIM and nmsgs > 0 then
+    redis.call('ZREMRANGEBYSCORE', cx.seen, '-inf', s(cx.floor))
+    put(cx, '_s', s(cx.floor))
+  end
+  local accepted, dropped = 0, 0
+  for _, r in ipairs(cx.rules) do
+    if r.n > 0 then
+      local times = {}
+      for ts in pairs(r.agg) do times[#times + 1] = ts end
+      table.sort(times)
+      local T = now
+      if r.t ~= nil and r.t > T then T = r.t end
+      local took = 0
+      local pend = {} -- in-order pairs, flat ts, weight, for the log
+      for _, ts in ipairs(times) do
+        local w = r.agg[ts]
+        if ts > T then T = ts end
+        if ts <= T - r.ret then
+          dropped = dropped + w
+        else
+          if r.t == nil or ts >= r.t then
+            pend[#pend + 1] = ts
+            pend[#pend + 1] = w
+          else
+            add_late(r, ts, w)
+          end
+          if ts > r.b then r.c = r.c + w end
+          if r.m == nil or ts < r.m then r.m = ts end
+          accepted = accepted + w
+          took = took + 1
+        end
+      end
+      log_pairs(r, pend)
+      if took > 0 then
+        put(cx, r.name .. '|t', s(r.t))
+        put(cx, r.name .. '|c', s(r.c))
+        put(cx, r.name .. '|m', s(r.m))
+        put(cx, r.name .. '|q', s(r.q))
+        cx.dirty = true
+      end
+    end
+  end
+  -- TTLs: every key of the limit key lives its retention plus a minute past
+  -- its last event. Refreshing them costs a command per key, so it is done
+  -- when half of that has passed, not on every call.
+  local due = num(cx.prev['_x'], 0)
+  if cx.dirty and now >= due then
+    -- GT: never shorten a TTL that a manual entry or an override set.
+    local ttl = cx.maxret + 60000
+    redis.call('PEXPIRE', cx.st, s(ttl), 'GT')
+    redis.call('PEXPIRE', cx.ids, s(ttl))
+    redis.call('PEXPIRE', cx.seen, s(math.max(ttl, 900000)))
+    for _, r in ipairs(cx.rules) do
+      redis.call('PEXPIRE', r.log, s(r.ret + 60000))
+      redis.call('PEXPIRE', r.late, s(r.ret + 60000))
+    end
+    put(cx, '_x', s(now + math.floor(ttl / 2)))
+  end
+  return {accepted, dupmsgs, dupids, dropped}
+end
+
+-- evaluate brings every rule up to date at now, trims what no rule can need
+-- any more, and writes the deny and shadow flags.
+-- Returns {changes, results}: changes {kind, allowed (0|1), until, rule,
+-- source}...; results {name, count, limit, over (0|1), until, newest ts}...
+-- one per rule, in order, limit after overrides.
+local function evaluate(cx)
+  local now = cx.now
+  local ovr = {}
+  if cx.prev['_o'] then ovr = read_overrides(cx.ovrk) end
+  local results = {}
+  local best = {deny = {u = 0, rule = '', reason = ''}, shadow = {u = 0, rule = '', reason = ''}}
+  local maxT = now
+  for _, r in ipairs(cx.rules) do
+    local name, W, D = r.name, r.win, r.denyfor
+    local L = effective_limit(ovr, name, r.limit)
+    local t = r.t
+    if t == nil then
+      results[#results + 1] = {name, 0, L, 0, 0, 0}
+    else
+      local log, late = r.log, r.q > 0 and r.late
+      local c, b = r.c, r.b
+      local T = now
+      if t > T then T = t end
+      if T > maxT then maxT = T end
+      -- window count over (T - W, T]
+      local nb = T - W
+      local moved = false
+      if nb > b then
+        c = c - range_sum(log, late, b, nb)
+        b = nb
+        moved = true
+      end
+      local untilr, over, reason = 0, 0, ''
+      local trip, k, ck = r.f, r.k, r.ck
+      if D > 0 then
+        if r.m ~= nil then
+          local lo, base
+          if k ~= nil and r.m > k and (r.p == nil or k - W >= r.p) then
+            lo, base = k, ck
+          else
+            lo = r.m - 1
+            if trip ~= nil and trip > lo then lo = trip end
+            if lo > t then lo = t end
+            base = range_sum(log, late, lo - W, lo)
+          end
+          local x, cnt = trip_scan(log, late, lo, t, base, L, W, trip or -1)
+          if x ~= nil then trip = x end
+          k, ck = t, cnt
+        end
+        if trip ~= nil and trip + D > now then
+          untilr, over = trip + D, 1
+          reason = 'limit ' .. s(L) .. ' per ' .. s(W) .. 'ms reached at ' .. s(trip) .. ', blocked for ' .. s(D) .. 'ms'
+        end
+      elseif c >= L then
+        local u = free_at(log, late, T - W, T, L, W)
+        if u ~= nil and u > now then
+          untilr, over = u, 1
+          reason = 'limit ' .. s(L) .. ' per ' .. s(W) .. 'ms reached (count ' .. s(c) .. ')'
+        end
+      end
+      -- trim what no rule time can need any more
+      local P = T - r.ret
+      if r.p == nil or P > r.p then
+        redis.call('XTRIM', log, 'MINID', '=', s(P + 1))
+        if r.q > 0 then redis.call('ZREMRANGEBYSCORE', late, '-inf', s(P)) end
+        put(cx, name .. '|p', s(P))
+      end
+      if moved or c ~= r.c then
+        put(cx, name .. '|c', s(c))
+        put(cx, name .. '|b', s(b))
+      end
+      if D > 0 and r.m ~= nil then
+        put(cx, name .. '|k', s(k))
+        put(cx, name .. '|ck', s(ck))
+        if trip ~= nil then put(cx, name .. '|f', s(trip)) end
+      end
+      if r.m ~= nil then del(cx, name .. '|m') end
+      results[#results + 1] = {name, c, L, over, untilr, t}
+      local slot = best[r.action]
+      if slot ~= nil and untilr > slot.u then
+        slot.u, slot.rule, slot.reason = untilr, name, reason
+      end
+    end
+  end
+  if cx.prev['_i'] then
+    redis.call('ZREMRANGEBYSCORE', cx.ids, '-inf', s(maxT - cx.maxret))
+  end
+  local changes = {}
+  local c1 = write_deny(cx, best.deny)
+  if c1 then changes[#changes + 1] = c1 end
+  local c2 = write_shadow(cx, best.shadow)
+  if c2 then changes[#changes + 1] = c2 end
+  return {changes, results}
+end

@@ -1,0 +1,116 @@
+package limiter_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ratemon/ratemon/internal/keyspace"
+	"github.com/ratemon/ratemon/internal/testenv"
+	"github.com/ratemon/ratemon/limiter"
+)
+
+// testClock is a settable clock.
+type testClock struct{ ms atomic.Int64 }
+
+func newTestClock(ms int64) *testClock {
+	c := &testClock{}
+	c.ms.Store(ms)
+	return c
+}
+
+func (c *testClock) Now() time.Time { return time.UnixMilli(c.ms.Load()) }
+func (c *testClock) Set(ms int64)   { c.ms.Store(ms) }
+
+func newFixture(t testing.TB, rules []limiter.Rule, now int64) (*limiter.Store, *limiter.Ruleset, *testClock, keyspace.Redis) {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	keys, err := keyspace.NewRedis(testenv.Prefix(t, rdb))
+	require.NoError(t, err)
+	for i := range rules {
+		rules[i].SetDefaults()
+	}
+	rs, err := limiter.NewRuleset(rules)
+	require.NoError(t, err)
+	clock := newTestClock(now)
+	st, err := limiter.NewStore(limiter.StoreOptions{Client: rdb, Keys: keys, Clock: clock})
+	require.NoError(t, err)
+	return st, rs, clock, keys
+}
+
+func ev(ts int64) limiter.Event { return limiter.Event{TS: ts, Weight: 1, Mask: 1} }
+
+func TestStore_windowDenyAndFree(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st, rs, clock, keys := newFixture(t, []limiter.Rule{{Name: "r", Limit: 3, Window: time.Minute}}, now)
+	ctx := t.Context()
+	g := &rs.Groups()[0]
+	k := limiter.LimitKey("client=acme")
+	app := func(seq uint64, ts ...int64) {
+		var evs []limiter.Event
+		for _, x := range ts {
+			evs = append(evs, ev(x))
+		}
+		_, err := st.Append(ctx, 0, []limiter.KeyAppend{{Key: k, Group: g, Messages: []limiter.Message{{Seq: seq, Events: evs}}}})
+		require.NoError(t, err)
+	}
+	app(1, now-50_000, now-30_000)
+	evs, err := st.Evaluate(ctx, rs, []limiter.LimitKey{k})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Empty(t, evs[0].Changes)
+	require.Equal(t, int64(2), evs[0].Rules[0].Count)
+
+	app(2, now-10_000)
+	evs, err = st.Evaluate(ctx, rs, []limiter.LimitKey{k})
+	require.NoError(t, err)
+	require.Len(t, evs[0].Changes, 1)
+	ch := evs[0].Changes[0]
+	require.Equal(t, limiter.FlagDeny, ch.Kind)
+	require.False(t, ch.Allowed)
+	require.Equal(t, now+10_000, ch.Until, "the flag ends when the oldest of the 3 leaves the window")
+
+	rdb := testenv.Redis(t)
+	val, err := rdb.Get(ctx, keys.Deny(string(k))).Result()
+	require.NoError(t, err)
+	f, err := limiter.ParseFlag([]byte(val))
+	require.NoError(t, err)
+	require.Equal(t, "r", f.Rule)
+	require.Equal(t, now+10_000, f.Until)
+	pttl, err := rdb.PTTL(ctx, keys.Deny(string(k))).Result()
+	require.NoError(t, err)
+	require.InDelta(t, 10_000, pttl.Milliseconds(), 1000)
+
+	// The same message redelivered counts once.
+	app(2, now-10_000)
+	evs, err = st.Evaluate(ctx, rs, []limiter.LimitKey{k})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), evs[0].Rules[0].Count)
+	require.Empty(t, evs[0].Changes)
+
+	// Once the window frees up the key is under its limit again.
+	clock.Set(now + 10_000)
+	evs, err = st.Evaluate(ctx, rs, []limiter.LimitKey{k})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), evs[0].Rules[0].Count)
+	require.False(t, evs[0].Rules[0].Over)
+}
+
+func TestStore_denyForTrips(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st, rs, _, _ := newFixture(t, []limiter.Rule{{Name: "login", Key: []limiter.Field{limiter.FieldIP}, Limit: 3, Window: 10 * time.Second, DenyFor: 15 * time.Minute}}, now)
+	ctx := t.Context()
+	g := &rs.Groups()[0]
+	k := limiter.LimitKey("ip=10.0.0.1")
+	// Three attempts within 10 s, five minutes ago: blocked until 15 min after the third.
+	trip := now - 300_000
+	_, err := st.Append(ctx, 0, []limiter.KeyAppend{{Key: k, Group: g, Messages: []limiter.Message{{Seq: 7, Events: []limiter.Event{ev(trip - 8000), ev(trip - 4000), ev(trip)}}}}})
+	require.NoError(t, err)
+	evs, err := st.Evaluate(ctx, rs, []limiter.LimitKey{k})
+	require.NoError(t, err)
+	require.Len(t, evs[0].Changes, 1, "%+v", evs)
+	require.Equal(t, trip+15*60_000, evs[0].Changes[0].Until)
+	require.Equal(t, int64(0), evs[0].Rules[0].Count, "the attempts left the window long ago")
+}
