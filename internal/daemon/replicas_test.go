@@ -69,12 +69,22 @@ func TestDaemon_replicas(t *testing.T) {
 	js, err := jetstream.New(n.Connect(t))
 	require.NoError(t, err)
 	p := &publisher{js: js, subject: subjects.Events("stocks")}
+	release := p.holdBefore(100)
+	t.Cleanup(release)
 	done := p.start(t.Context(), trace, 20, 5*time.Millisecond) // 300 messages
 
 	p.waitSent(t, 60)
 	d[0].stop(t) // one replica leaves under load
 	p.waitSent(t, 90)
-	d = append(d, start()) // another joins
+	// Another joins. The publisher holds the rest of the trace until it is
+	// ready (its start can take longer than publishing the rest on a loaded
+	// machine), and a replica is stopped only once the new one has a share.
+	d = append(d, start())
+	release()
+	joined := regs[len(regs)-1]
+	require.Eventually(t, func() bool {
+		return counter(t, joined, "ratemon_ingest_messages_total", "result", "ok") > 0
+	}, 30*time.Second, 5*time.Millisecond, "the replica that joined got no message")
 	p.waitSent(t, 250)
 	d[1].stop(t)
 	require.NoError(t, <-done)

@@ -67,6 +67,21 @@ type publisher struct {
 	mu      sync.Mutex
 	sent    []sent
 	retries int
+	holds   map[int]chan struct{} // message number -> released when closed
+}
+
+// holdBefore makes the publisher wait before message n until the returned
+// function is called, so a test can let a daemon join before the rest of
+// the trace is published. Call it before start.
+func (p *publisher) holdBefore(n int) (release func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holds == nil {
+		p.holds = map[int]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	p.holds[n] = ch
+	return sync.OnceFunc(func() { close(ch) })
 }
 
 // start publishes evs in messages of per events, one message every pace,
@@ -85,6 +100,16 @@ func (p *publisher) run(ctx context.Context, evs []event.Event, per int, pace ti
 		var buf []byte
 		for _, e := range part {
 			buf = append(e.AppendJSON(buf), '\n')
+		}
+		p.mu.Lock()
+		hold := p.holds[n]
+		p.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-ctx.Done():
+				return fmt.Errorf("held before message %d: %w", n, ctx.Err())
+			}
 		}
 		id := "m" + strconv.Itoa(n)
 		deadline := time.Now().Add(30 * time.Second)
