@@ -19,12 +19,13 @@ for i = 1, nrules do
   a = a + 4
   L = effective_limit(ovr, name, L)
   local log, late = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
-  local f = redis.call('HMGET', st, name .. '|t', name .. '|c', name .. '|b', name .. '|f')
-  local t = num(f[1], nil)
+  local r = {}
+  load_rule(r, redis.call('HGET', st, name))
+  local t = r.t
   local count, untilr = 0, 0
   local T = now
   if t ~= nil then
-    local c, b, trip = num(f[2], 0), num(f[3], -1), num(f[4], nil)
+    local c, b, trip = r.c, r.b, r.f
     if t > T then T = t end
     local nb = T - W
     if nb > b then c = c - range_sum(log, late, b, nb) end

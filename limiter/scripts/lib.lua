@@ -150,9 +150,32 @@ local function cursor(log, late, lo, hi, asc)
   return m
 end
 
+-- sum of the log's weights with ts in (lo, hi], for a rule with no late
+-- entry: the entries read and summed in place, without cursors.
+local function log_sum(key, lo, hi)
+  local total, from, to = 0, s(lo + 1), s(hi + SPAN)
+  while true do
+    local r = redis.call('XRANGE', key, from, to, 'COUNT', CHUNK)
+    for _, e in ipairs(r) do
+      local m, f = id_ms(e[1]), e[2]
+      if #f == 2 then
+        if m > lo and m <= hi then total = total + tonumber(f[2]) end
+      else
+        for j = 1, #f - 1, 2 do
+          local ts = m - tonumber(f[j])
+          if ts > lo and ts <= hi then total = total + tonumber(f[j + 1]) end
+        end
+      end
+    end
+    if #r < CHUNK then return total end
+    from = '(' .. r[#r][1]
+  end
+end
+
 -- sum of weights with ts in (lo, hi].
 local function range_sum(log, late, lo, hi)
   if hi <= lo then return 0 end
+  if not late then return log_sum(log, lo, hi) end
   local s = 0
   local c = cursor(log, late, lo, hi, true)
   while true do
@@ -219,6 +242,36 @@ local function num(v, default)
   return tonumber(v)
 end
 
+-- A rule's state is one field of the state hash, named after the rule (rule
+-- names start with a letter or digit, the key's own fields with '_'): nine
+-- little-endian doubles, t newest event, c running count of the entries
+-- newer than b, b boundary, m oldest entry added since the last evaluation,
+-- k and ck trip-check frontier and its count, f latest trip, p last trim
+-- point, q late-entry counter; UNSET stands for a time not set. One field
+-- read and written with struct costs a fraction of nine decimal fields.
+local RULE_FMT = '<ddddddddd'
+local UNSET = -1e300
+
+local function unset(x)
+  if x == UNSET then return nil end
+  return x
+end
+
+-- load_rule sets rule r's state from its field's value v (false: none).
+local function load_rule(r, v)
+  if v then
+    local t, c, b, m, k, ck, f, p, q = struct.unpack(RULE_FMT, v)
+    r.t, r.c, r.b, r.m, r.k, r.ck, r.f, r.p, r.q = unset(t), c, b, unset(m), unset(k), ck, unset(f), unset(p), q
+  else
+    r.t, r.c, r.b, r.m, r.k, r.ck, r.f, r.p, r.q = nil, 0, -1, nil, nil, 0, nil, nil, 0
+  end
+end
+
+local function pack_rule(r)
+  return struct.pack(RULE_FMT, r.t or UNSET, r.c, r.b, r.m or UNSET, r.k or UNSET, r.ck, r.f or UNSET,
+    r.p or UNSET, r.q)
+end
+
 -- effective_limit applies a limit key's runtime overrides (hash field
 -- "<rule>": an absolute limit, or "x<factor>"; field "*": "x<factor>" for
 -- every rule) to a rule's configured limit.
@@ -264,6 +317,9 @@ local function del(cx, field)
 end
 
 local function close(cx)
+  for _, r in ipairs(cx.rules or {}) do
+    if r.dirty then put(cx, r.name, pack_rule(r)) end
+  end
   local flat = {}
   for f, v in pairs(cx.set) do
     flat[#flat + 1] = f
@@ -273,7 +329,7 @@ local function close(cx)
   local gone = {}
   for f in pairs(cx.del) do
     -- a field open() read as absent needs no HDEL
-    if not (cx.absent and cx.absent[f]) then gone[#gone + 1] = f end
+    if cx.prev[f] then gone[#gone + 1] = f end
   end
   if #gone > 0 then redis.call('HDEL', cx.st, unpack(gone)) end
 end

@@ -7,19 +7,21 @@
 --         then for each rule i of the key's group: log_i, late_i.
 --   ARGV: 1 now, 2 ack floor, 3 limit key, 4 nrules,
 --         then per rule: name, limit, window_ms, deny_for_ms, action, retention_ms.
--- The state hash holds, per rule r: r|t newest event, r|c running count of
--- the entries newer than r|b, r|b boundary, r|m oldest entry added since the
--- last evaluation, r|k and r|ck trip-check frontier and its count, r|f
--- latest trip, r|p last trim point, r|q late-entry counter; per key: the
--- flags written (_du _dr _ds, _su _sr), the automatic deny (_au _ar _ax),
--- markers that manual entries (_m), overrides (_o) or event ids (_i) may
--- exist, the time the TTLs are due for a refresh (_x), and the ack floor of
--- the last trim of the seen set (_s).
+-- The state hash holds, per rule r, the field r: its state packed as nine
+-- doubles (see lib.lua: t newest event, c running count, b boundary, m
+-- oldest entry since the last evaluation, k and ck trip-check frontier, f
+-- latest trip, p last trim point, q late-entry counter); per key: the flags
+-- written (_du _dr _ds, _su _sr), the automatic deny (_au _ar _ax), markers
+-- that manual entries (_m), overrides (_o) or event ids (_i) may exist, the
+-- time the TTLs are due for a refresh (_x), and the ack floor of the last
+-- trim of the seen set (_s).
 
-local RULE_FIELDS = {'t', 'c', 'b', 'm', 'k', 'ck', 'f', 'p', 'q'}
 local KEY_FIELDS = {'_du', '_dr', '_ds', '_su', '_sr', '_au', '_ar', '_ax', '_m', '_o', '_x', '_i', '_s'}
 -- SEEN_TRIM: how far the ack floor moves between two trims of the seen set.
 local SEEN_TRIM = 2000
+-- TRIM_STEP: a rule's log is trimmed when its trim point has moved
+-- 1/TRIM_STEP of its retention (and at most 1000 ms) since the last trim.
+local TRIM_STEP = 32
 
 -- open reads the common KEYS and ARGV head and the whole state hash in one
 -- HMGET. Returns the context and the index of the first ARGV after the rules.
@@ -35,27 +37,16 @@ local function open()
       denyfor = tonumber(ARGV[a + 3]), action = ARGV[a + 4], ret = tonumber(ARGV[a + 5]),
       log = KEYS[7 + 2 * i], late = KEYS[8 + 2 * i]}
     if r.ret > cx.maxret then cx.maxret = r.ret end
-    for _, f in ipairs(RULE_FIELDS) do fields[#fields + 1] = r.name .. '|' .. f end
+    fields[i] = r.name
     cx.rules[i] = r
     a = a + 6
   end
-  for _, f in ipairs(KEY_FIELDS) do fields[#fields + 1] = f end
+  for i, f in ipairs(KEY_FIELDS) do fields[n + i] = f end
   local v = redis.call('HMGET', cx.st, unpack(fields))
-  cx.absent = {}
-  for i, f in ipairs(fields) do
-    if not v[i] then cx.absent[f] = true end
-  end
-  local j = 1
-  for _, r in ipairs(cx.rules) do
-    r.t, r.c, r.b, r.m = num(v[j], nil), num(v[j + 1], 0), num(v[j + 2], -1), num(v[j + 3], nil)
-    r.k, r.ck, r.f, r.p, r.q = num(v[j + 4], nil), num(v[j + 5], 0), num(v[j + 6], nil), num(v[j + 7], nil), num(v[j + 8], 0)
-    j = j + #RULE_FIELDS
-  end
-  cx.prev = {}
-  for _, f in ipairs(KEY_FIELDS) do
-    cx.prev[f] = v[j]
-    j = j + 1
-  end
+  for i, r in ipairs(cx.rules) do load_rule(r, v[i]) end
+  -- prev: the key's fields as read (false: absent), in one constructor.
+  cx.prev = {_du = v[n + 1], _dr = v[n + 2], _ds = v[n + 3], _su = v[n + 4], _sr = v[n + 5], _au = v[n + 6],
+    _ar = v[n + 7], _ax = v[n + 8], _m = v[n + 9], _o = v[n + 10], _x = v[n + 11], _i = v[n + 12], _s = v[n + 13]}
   return cx, a
 end
 
@@ -242,10 +233,7 @@ local function append(cx, a)
       end
       log_pairs(r, pend)
       if took > 0 then
-        put(cx, r.name .. '|t', s(r.t))
-        put(cx, r.name .. '|c', s(r.c))
-        put(cx, r.name .. '|m', s(r.m))
-        put(cx, r.name .. '|q', s(r.q))
+        r.dirty = true
         cx.dirty = true
       end
     end
@@ -329,23 +317,28 @@ local function evaluate(cx)
           reason = 'limit ' .. s(L) .. ' per ' .. s(W) .. 'ms reached (count ' .. s(c) .. ')'
         end
       end
-      -- trim what no rule time can need any more
+      -- Trim what no rule time can need any more, once the trim point has
+      -- moved TRIM_STEP of the retention (at most a second): entries before
+      -- it count for nothing, and a trim per call would cost a command.
       local P = T - r.ret
-      if r.p == nil or P > r.p then
+      if r.p == nil or P >= r.p + math.min(1000, math.floor(r.ret / TRIM_STEP)) then
         redis.call('XTRIM', log, 'MINID', '=', s(P + 1))
         if r.q > 0 then redis.call('ZREMRANGEBYSCORE', late, '-inf', s(P)) end
-        put(cx, name .. '|p', s(P))
+        r.p = P
+        r.dirty = true
       end
       if moved or c ~= r.c then
-        put(cx, name .. '|c', s(c))
-        put(cx, name .. '|b', s(b))
+        r.c, r.b = c, b
+        r.dirty = true
       end
       if D > 0 and r.m ~= nil then
-        put(cx, name .. '|k', s(k))
-        put(cx, name .. '|ck', s(ck))
-        if trip ~= nil then put(cx, name .. '|f', s(trip)) end
+        r.k, r.ck = k, ck
+        if trip ~= nil then r.f = trip end
       end
-      if r.m ~= nil then del(cx, name .. '|m') end
+      if r.m ~= nil then
+        r.m = nil
+        r.dirty = true
+      end
       results[#results + 1] = {name, c, L, over, untilr, t}
       local slot = best[r.action]
       if slot ~= nil and untilr > slot.u then
