@@ -257,10 +257,30 @@ local function unset(x)
   return x
 end
 
+-- decode and encode the nine numbers. Redis has the struct library; an
+-- in-process stand-in of `serve --dev` may not, and gets the same numbers
+-- as decimal text.
+local decode, encode
+if pcall(function() return struct.pack end) then
+  decode = function(v) return struct.unpack(RULE_FMT, v) end
+  encode = function(...) return struct.pack(RULE_FMT, ...) end
+else
+  decode = function(v)
+    local out = {}
+    for part in string.gmatch(v, '[^,]+') do out[#out + 1] = tonumber(part) end
+    return unpack(out, 1, 9)
+  end
+  encode = function(...)
+    local out = {...}
+    for i = 1, #out do out[i] = string.format('%.17g', out[i]) end
+    return table.concat(out, ',')
+  end
+end
+
 -- load_rule sets rule r's state from its field's value v (false: none).
 local function load_rule(r, v)
   if v then
-    local t, c, b, m, k, ck, f, p, q = struct.unpack(RULE_FMT, v)
+    local t, c, b, m, k, ck, f, p, q = decode(v)
     r.t, r.c, r.b, r.m, r.k, r.ck, r.f, r.p, r.q = unset(t), c, b, unset(m), unset(k), ck, unset(f), unset(p), q
   else
     r.t, r.c, r.b, r.m, r.k, r.ck, r.f, r.p, r.q = nil, 0, -1, nil, nil, 0, nil, nil, 0
@@ -268,7 +288,7 @@ local function load_rule(r, v)
 end
 
 local function pack_rule(r)
-  return struct.pack(RULE_FMT, r.t or UNSET, r.c, r.b, r.m or UNSET, r.k or UNSET, r.ck, r.f or UNSET,
+  return encode(r.t or UNSET, r.c, r.b, r.m or UNSET, r.k or UNSET, r.ck, r.f or UNSET,
     r.p or UNSET, r.q)
 end
 
