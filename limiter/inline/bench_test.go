@@ -37,7 +37,7 @@ func syncedChecker(t testing.TB, rs *limiter.Ruleset, clock limiter.Clock) *Chec
 	_ = opts.validate() // NATS and Redis are not needed here
 	c := &Checker{opts: opts, m: opts.Metrics, set: newDenySet()}
 	c.fb = newFallback(c)
-	c.rules.Store(compile(rs))
+	c.rules.Store(compile(rs, &c.set.seed))
 	c.synced.Store(true)
 	return c
 }

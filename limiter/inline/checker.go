@@ -204,7 +204,7 @@ func NewChecker(opts CheckerOptions) (*Checker, error) {
 	}
 	c.fb = newFallback(c)
 	if opts.Rules != nil {
-		c.rules.Store(compile(opts.Rules))
+		c.rules.Store(compile(opts.Rules, &c.set.seed))
 	}
 	return c, nil
 }
@@ -224,22 +224,17 @@ func (c *Checker) Rules() *limiter.Ruleset {
 // Check tells whether a request like e is refused now. It computes the
 // limit keys of e as the daemon does (every rule matching e, as if e were
 // not refused, for each key shape) and reports the denied key whose flag
-// ends last. In the steady state it is a few local map lookups and does not
-// allocate.
-func (c *Checker) Check(e *event.Event) Result {
+// ends last. In the steady state it is a few local table lookups and does
+// not allocate. The result is named so that checkLocal fills it in place:
+// a local copied out on return would be read back in 16-byte moves from
+// the smaller stores just made, which stall.
+func (c *Checker) Check(e *event.Event) (res Result) {
 	cr := c.rules.Load()
 	if cr == nil {
 		return c.byPolicy()
 	}
 	if !c.synced.Load() {
 		return c.fb.check(cr, e)
-	}
-	var res Result
-	if cr.hashes != nil {
-		h := *e
-		cr.hashes.apply(&h)
-		c.checkLocal(cr, &h, &res)
-		return res
 	}
 	c.checkLocal(cr, e, &res)
 	return res
@@ -249,9 +244,9 @@ func (c *Checker) Check(e *event.Event) Result {
 // it in place saves copies on the hot path).
 func (c *Checker) checkLocal(cr *compiled, e *event.Event, res *Result) {
 	var q request
-	q.init(e)
+	cr.prepare(&q, e)
 	s := c.set
-	best, ok := c.lookupAll(cr, &q, false)
+	best, ok := s.lookupAll(cr.groups, &q, false)
 	if ok {
 		res.Source = SourceLocal
 		if best != nil {
@@ -259,44 +254,26 @@ func (c *Checker) checkLocal(cr *compiled, e *event.Event, res *Result) {
 		}
 	} else {
 		s.mu.RLock()
-		best, _ = c.lookupAll(cr, &q, true)
+		best, _ = s.lookupAll(cr.groups, &q, true)
 		res.Source = SourceLocal
 		if best != nil {
 			best.fill(res)
 		}
 		s.mu.RUnlock()
 	}
-	c.m.Checks.add(SourceLocal, res.Denied, q.hashes[1]) // the client's hash, when computed, spreads the stripes
+	c.m.Checks.add(SourceLocal, res.Denied, stripeHint(&q))
 }
 
-// lookupAll returns, of the request's limit keys, the denied one whose
-// flag ends last. Without the read lock, ok is false when a writer changed
-// the set meanwhile or a hash collision needs the lock: ask again locked.
-// An entry is denied until Run's sweep deletes it, at its until (within a
-// timer's precision): no clock read on the request path.
-func (c *Checker) lookupAll(cr *compiled, q *request, locked bool) (best *entry, ok bool) {
-	s := c.set
-	seq := s.seq.Load()
-	if !locked && seq&1 == 1 {
-		return nil, false
-	}
-	for gi := range cr.groups {
-		g := &cr.groups[gi]
-		if !g.matchesAny(q) {
-			continue
-		}
-		ent, ok := s.lookup(g, q, locked)
-		if !ok {
-			return nil, false
-		}
-		if ent != nil && (best == nil || ent.until > best.until) {
-			best = ent
+// stripeHint picks a counter stripe from the request's first field hash
+// (the client's when the check computed it): concurrent checks of
+// different clients spread over the stripes.
+func stripeHint(q *request) uint64 {
+	for i := range q.hashes {
+		if q.hashed&(1<<i) != 0 {
+			return q.hashes[i] >> 60
 		}
 	}
-	if !locked && s.seq.Load() != seq {
-		return nil, false
-	}
-	return best, true
+	return 0
 }
 
 // matchesAny reports whether some rule of g counts a request like q.

@@ -2,7 +2,6 @@ package inline
 
 import (
 	"container/heap"
-	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,7 +44,7 @@ type entry struct {
 type denySet struct {
 	mu   sync.RWMutex
 	seq  atomic.Uint64 // odd while a writer changes m or dup
-	seed maphash.Seed
+	seed hashSeed
 	m    atomic.Pointer[table]
 	dup  map[string]*entry // keys whose hash is taken in m by another key; guarded by mu
 	ndup atomic.Int64      // len(dup), readable without mu
@@ -71,7 +70,7 @@ func (s *denySet) unlock() {
 }
 
 func newDenySet() *denySet {
-	s := &denySet{seed: maphash.MakeSeed(), dup: map[string]*entry{}, wake: make(chan struct{}, 1)}
+	s := &denySet{seed: newHashSeed(), dup: map[string]*entry{}, wake: make(chan struct{}, 1)}
 	s.m.Store(&table{})
 	return s
 }
@@ -109,7 +108,7 @@ func (s *denySet) newEntry(k string, until int64, rule string, manual bool) (*en
 	e.code = shapeCode(e.shape)
 	h := shapeSeed(e.shape)
 	for i := range e.vals {
-		h = mixHash(h, maphash.String(s.seed, e.vals[i]))
+		h = mixHash(h, hashValue(&s.seed, e.vals[i]))
 	}
 	e.hash = h
 	return e, true
@@ -134,56 +133,29 @@ func shapeSeed(shape limiter.Shape) uint64 {
 	return h
 }
 
+// fieldIndex numbers the fields 1..5 (0 for an unknown one): the index
+// of the field in request.vals and request.hashes.
 func fieldIndex(f limiter.Field) uint64 {
 	switch f {
 	case limiter.FieldClient:
-		return 1
+		return idxClient
 	case limiter.FieldIP:
-		return 2
+		return idxIP
 	case limiter.FieldService:
-		return 3
+		return idxService
 	case limiter.FieldRoute:
-		return 4
+		return idxRoute
 	case limiter.FieldMethod:
-		return 5
+		return idxMethod
 	}
 	return 0
 }
 
-// mixHash folds v into h. The values are seeded maphash outputs, uniform
+// mixHash folds v into h. The values are seeded hashValue outputs, uniform
 // and unknown to clients, so one odd multiply suffices: it keeps the low
 // bits (the table's index) uniform and makes the order of fields matter.
 func mixHash(h, v uint64) uint64 {
 	return (h ^ v) * 0x9e3779b97f4a7c15
-}
-
-// lookup returns the entry of the limit key of g's shape for the request
-// q, or nil. Without the read lock (locked false) it reports ok false when
-// the answer needs dup: the caller then takes the lock and asks again.
-func (s *denySet) lookup(g *group, q *request, locked bool) (e *entry, ok bool) {
-	h, has := q.keyHash(s.seed, g)
-	if !has {
-		return nil, true
-	}
-	e = s.m.Load().get(h)
-	if e == nil {
-		return nil, true
-	}
-	if e.code == g.code && q.sameValues(g.shape, e) {
-		return e, true
-	}
-	if s.ndup.Load() == 0 {
-		return nil, true
-	}
-	if !locked {
-		return nil, false
-	}
-	ev := q.event()
-	k, has := limiter.KeyOf(g.shape, &ev) // allocates; only after a hash collision
-	if !has {
-		return nil, true
-	}
-	return s.dup[string(k)], true
 }
 
 // getLocked returns the entry of the limit key k, whose hash is h.

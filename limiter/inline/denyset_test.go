@@ -19,11 +19,12 @@ func mustEntry(t *testing.T, s *denySet, k string, until int64) *entry {
 // has reports whether the client's key is denied at now.
 func has(s *denySet, client string, now int64) bool {
 	g := newGroup(limiter.Shape{limiter.FieldClient})
+	g.rules = []matcher{{}} // matches every request
 	var q request
 	q.init(&event.Event{Client: client})
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, _ := s.lookup(&g, &q, true)
+	e, _ := s.lookupAll([]group{g}, &q, true)
 	return e != nil && e.until > now
 }
 

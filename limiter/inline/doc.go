@@ -12,8 +12,8 @@
 //     check computes the request's limit keys exactly as the daemon does
 //     (the same rules, read from the config or from GET /v1/rules), so one
 //     check covers every key shape: client, ip, client|route... In the
-//     steady state it is a few map lookups under a read lock and allocates
-//     nothing. When the feed is lost, checks read Redis (one pipelined
+//     steady state it is a few lookups in a hash table read without a
+//     lock, and allocates nothing. When the feed is lost, checks read Redis (one pipelined
 //     round trip, short timeout, small cache) until the feed is back and
 //     the set reloaded; when Redis does not answer either, the Policy
 //     decides: fail open by default, fail closed by option.

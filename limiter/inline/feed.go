@@ -329,7 +329,7 @@ func (c *Checker) fetchRules(ctx context.Context) error {
 	for {
 		rs, err := c.getRules(ctx)
 		if err == nil {
-			c.rules.Store(compile(rs))
+			c.rules.Store(compile(rs, &c.set.seed))
 			c.log.Info("rules loaded", "rules", len(rs.Rules()))
 			return nil
 		}
@@ -348,7 +348,7 @@ func (c *Checker) refreshRules(ctx context.Context) {
 		c.log.Warn("refresh rules from the daemon; keeping the old ones", "err", err)
 		return
 	}
-	c.rules.Store(compile(rs))
+	c.rules.Store(compile(rs, &c.set.seed))
 }
 
 func (c *Checker) getRules(ctx context.Context) (*limiter.Ruleset, error) {

@@ -1,69 +1,60 @@
 package inline
 
 import (
-	"hash/maphash"
+	"math/bits"
 	"strings"
-
-	"github.com/ratemon/ratemon/limiter"
 )
 
-// keyHash returns the hash of the request's limit key of g's shape, as
-// denySet.newEntry computes it from the key, without building the key;
-// ok is false when the request lacks one of the fields. The hash of each
-// field value is computed once per request.
-func (q *request) keyHash(seed maphash.Seed, g *group) (uint64, bool) {
-	h := g.hash0
-	for n, i := range g.index {
-		bit := uint8(1) << i
-		if q.hashed&bit == 0 {
-			v, ok := q.fieldHash(seed, g.shape[n])
-			if !ok {
-				return 0, false
-			}
-			q.hashes[i] = v
-			q.hashed |= bit
+// hashFields hashes the values of the fields whose bits are set in m,
+// which are present, as denySet.newEntry hashes the values of a key;
+// lookupAll folds them into each shape's key hash. The hash of each field
+// value is computed once per request, so that the client's hash serves
+// both the client and the client|route shapes.
+func (q *request) hashFields(seed *hashSeed, m uint8) {
+	q.hashed |= m
+	for ; m != 0; m &= m - 1 {
+		i := uint8(bits.TrailingZeros8(m)) & (numIdx - 1)
+		if i == idxMethod {
+			q.hashes[i] = q.methodHash(seed)
+			continue
 		}
-		h = mixHash(h, q.hashes[i])
+		q.hashes[i] = hashValue(seed, q.vals[i])
 	}
-	return h, true
 }
 
-// fieldHash hashes the value of f in the request, as limiter.FieldValue
-// gives it (the method upper-cased).
-func (q *request) fieldHash(seed maphash.Seed, f limiter.Field) (uint64, bool) {
-	if f != limiter.FieldMethod {
-		v := q.value(f)
-		return maphash.String(seed, v), v != ""
-	}
-	m := q.rawMethod
-	if m == "" {
-		return 0, false
-	}
+// methodHash hashes the request's method upper-cased, as
+// limiter.FieldValue gives it, without allocating for ASCII.
+func (q *request) methodHash(seed *hashSeed) uint64 {
+	v := q.vals[idxMethod]
 	var buf [16]byte
-	if len(m) > len(buf) || !isASCII(m) {
-		return maphash.String(seed, strings.ToUpper(m)), true
+	if len(v) > len(buf) || !isASCII(v) {
+		return hashValue(seed, strings.ToUpper(v))
 	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		if c >= 'a' && c <= 'z' {
 			c -= 'a' - 'A'
 		}
 		buf[i] = c
 	}
-	return maphash.Bytes(seed, buf[:len(m)]), true
+	return hashBytes(seed, buf[:len(v)])
 }
 
-// sameValues reports whether e, of the given shape, holds the request's
-// values of that shape.
-func (q *request) sameValues(shape limiter.Shape, e *entry) bool {
-	for i, f := range shape {
-		if f == limiter.FieldMethod {
-			if !sameMethod(q.rawMethod, e.vals[i]) {
+// sameValues reports whether e, of g's shape, holds the request's values
+// of that shape.
+func (q *request) sameValues(g *group, e *entry) bool {
+	if len(e.vals) != len(g.index) {
+		return false
+	}
+	for n, i := range g.index {
+		v := q.vals[i&(numIdx-1)]
+		if i == idxMethod {
+			if !sameMethod(v, e.vals[n]) {
 				return false
 			}
 			continue
 		}
-		if q.value(f) != e.vals[i] {
+		if v != e.vals[n] {
 			return false
 		}
 	}

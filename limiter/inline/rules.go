@@ -28,6 +28,7 @@ type group struct {
 	code  uint64  // shapeCode(shape)
 	hash0 uint64  // shapeSeed(shape)
 	index []uint8 // fieldIndex of each field of shape
+	need  uint8   // the bits of index: the fields a key of shape needs
 	rules []matcher
 }
 
@@ -40,8 +41,10 @@ type matcher struct {
 	routeMethod bool   // the glob has a space: it is matched against "METHOD path"
 }
 
-func compile(rs *limiter.Ruleset) *compiled {
-	c := &compiled{rs: rs, hashes: newHashCache(rs)}
+// compile prepares rs for checks against a deny set of the given seed
+// (denySet.seed), which the privacy hash cache needs.
+func compile(rs *limiter.Ruleset, seed *hashSeed) *compiled {
+	c := &compiled{rs: rs, hashes: newHashCache(rs, seed, hashCacheSlots)}
 	for _, g := range rs.Groups() {
 		cg := newGroup(g.Shape)
 		for _, r := range g.Rules {
@@ -58,97 +61,22 @@ func compile(rs *limiter.Ruleset) *compiled {
 	return c
 }
 
+// prepare fills q from e, with the fields the daemon hashes hashed.
+func (c *compiled) prepare(q *request, e *event.Event) {
+	q.init(e)
+	if c.hashes != nil {
+		c.hashes.applyRequest(q)
+	}
+}
+
 // newGroup returns the group of shape, without rules.
 func newGroup(shape limiter.Shape) group {
 	g := group{shape: shape, code: shapeCode(shape), hash0: shapeSeed(shape)}
 	for _, f := range shape {
 		g.index = append(g.index, uint8(fieldIndex(f)))
+		g.need |= 1 << fieldIndex(f)
 	}
 	return g
-}
-
-// maxSubject is the longest route matched in place; a longer one is
-// matched by limiter.Rule.Matches, which may allocate.
-const maxSubject = 192
-
-// request is an event as a check sees it, prepared once per check. It
-// holds the event's strings, never the event: a pointer kept here would
-// make every checked event escape to the heap.
-type request struct {
-	client, ip, service, route, rawMethod string // the event's values
-	method                                string // rawMethod, else the route's leading method
-	path                                  string // the route without its leading method
-	fast                                  bool   // method is ASCII and the subjects fit: match in place
-	joinedN                               int    // length of joined; 0 until built
-	joined                                [maxSubject]byte
-	hashed                                uint8     // bit fieldIndex(f): hashes holds the hash of f's value
-	hashes                                [6]uint64 // by fieldIndex
-}
-
-func (q *request) init(e *event.Event) {
-	q.client, q.ip, q.service, q.route, q.rawMethod = e.Client, e.IP, e.Service, e.Route, e.Method
-	q.method, q.path, q.joinedN, q.hashed = e.Method, e.Route, 0, 0
-	if sp := strings.IndexByte(q.path, ' '); sp > 0 && isMethod(q.path[:sp]) {
-		if q.method == "" {
-			q.method = q.path[:sp]
-		}
-		q.path = strings.TrimLeft(q.path[sp+1:], " ")
-	}
-	q.fast = len(q.method)+1+len(q.path) <= maxSubject && isASCII(q.method)
-}
-
-// event rebuilds the event, for the rare paths that need limiter's own
-// functions (and may allocate).
-func (q *request) event() event.Event {
-	return event.Event{Client: q.client, IP: q.ip, Service: q.service, Route: q.route, Method: q.rawMethod}
-}
-
-// value is limiter.FieldValue for the request; the method is not
-// upper-cased here (see fieldHash and sameMethod).
-func (q *request) value(f limiter.Field) string {
-	switch f {
-	case limiter.FieldClient:
-		return q.client
-	case limiter.FieldIP:
-		return q.ip
-	case limiter.FieldService:
-		return q.service
-	case limiter.FieldRoute:
-		return q.route
-	case limiter.FieldMethod:
-		return q.rawMethod
-	}
-	return ""
-}
-
-// joinedSubject returns strings.ToUpper(method) + " " + path, built in q.
-func (q *request) joinedSubject() []byte {
-	if q.joinedN == 0 {
-		n := copy(q.joined[:], q.method)
-		for i := range n {
-			if c := q.joined[i]; c >= 'a' && c <= 'z' {
-				q.joined[i] = c - ('a' - 'A')
-			}
-		}
-		q.joined[n] = ' '
-		n++
-		n += copy(q.joined[n:], q.path)
-		q.joinedN = n
-	}
-	return q.joined[:q.joinedN]
-}
-
-// isMethod is limiter's test for a leading method in a route.
-func isMethod(s string) bool {
-	if s == "" || len(s) > 16 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'A' || s[i] > 'Z' {
-			return false
-		}
-	}
-	return true
 }
 
 // matches reports whether m's rule counts the request q when it is not
@@ -159,7 +87,7 @@ func (m *matcher) matches(q *request) bool {
 		ev := q.event()
 		return m.rule.Matches(&ev)
 	}
-	if m.service != "" && m.service != q.service {
+	if m.service != "" && m.service != q.vals[idxService] {
 		return false
 	}
 	if m.method != "" && !strings.EqualFold(m.method, q.method) {
@@ -169,10 +97,13 @@ func (m *matcher) matches(q *request) bool {
 		return true
 	}
 	if m.routeMethod {
-		if len(m.route.segs) == 2 { // "pre*suf": no need to build the subject
+		switch len(m.route.segs) { // no star, or "pre*suf": no need to build the subject
+		case 1:
+			return m.route.equalJoined(q.method, q.path)
+		case 2:
 			return m.route.matchJoined(q.method, q.path)
 		}
-		return m.route.matchBytes(q.joinedSubject())
+		return m.route.matchSubject(q.method, q.path)
 	}
 	return m.route.matchString(q.path)
 }
@@ -247,6 +178,23 @@ func (g *glob) matchBytes(b []byte) bool {
 	return true
 }
 
+// matchSubject is matchBytes of strings.ToUpper(method)+" "+path, built
+// in a buffer of its own: only patterns with a method and two stars or more
+// need it, and keeping the buffer out of request spares every check from
+// zeroing it. method is ASCII and the subject fits in maxSubject.
+func (g *glob) matchSubject(method, path string) bool {
+	var buf [maxSubject]byte
+	return g.matchBytes(appendSubject(buf[:0], method, path))
+}
+
+// equalJoined is matchBytes of strings.ToUpper(method)+" "+path for a
+// pattern without stars, comparing the subject in place; method is ASCII.
+func (g *glob) equalJoined(method, path string) bool {
+	p := g.pattern
+	return len(p) == len(method)+1+len(path) && upperHasPrefix(method, p[:len(method)]) &&
+		p[len(method)] == ' ' && p[len(method)+1:] == path
+}
+
 // matchJoined is matchBytes of strings.ToUpper(method)+" "+path for a
 // pattern with one star ("pre*suf"), reading the subject in place; method
 // is ASCII.
@@ -256,34 +204,40 @@ func (g *glob) matchJoined(method, path string) bool {
 	if n < len(pre)+len(suf) {
 		return false
 	}
-	for i := 0; i < len(pre); i++ {
-		var c byte
-		switch {
-		case i < len(method):
-			c = method[i]
-			if c >= 'a' && c <= 'z' {
-				c -= 'a' - 'A'
-			}
-		case i == len(method):
-			c = ' '
-		default:
-			c = path[i-len(method)-1]
-		}
-		if c != pre[i] {
+	// The prefix is compared in up to three parts, the upper-cased method,
+	// the space and the path, rather than byte by byte through a switch.
+	if len(pre) <= len(method) {
+		if !upperHasPrefix(method, pre) {
 			return false
 		}
+	} else if !upperHasPrefix(method, pre[:len(method)]) || pre[len(method)] != ' ' ||
+		path[:len(pre)-len(method)-1] != pre[len(method)+1:] {
+		return false
 	}
 	if len(suf) <= len(path) {
 		return path[len(path)-len(suf):] == suf
 	}
 	var buf [maxSubject]byte // the suffix reaches into the method: rare
-	b := append(append(append(buf[:0], method...), ' '), path...)
-	for i := 0; i < len(method); i++ {
-		if c := b[i]; c >= 'a' && c <= 'z' {
-			b[i] = c - ('a' - 'A')
+	b := appendSubject(buf[:0], method, path)
+	return string(b[len(b)-len(suf):]) == suf
+}
+
+// upperHasPrefix reports whether strings.ToUpper(s) starts with p, for an
+// ASCII s.
+func upperHasPrefix(s, p string) bool {
+	if len(p) > len(s) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != p[i] {
+			return false
 		}
 	}
-	return string(b[len(b)-len(suf):]) == suf
+	return true
 }
 
 // bytesIndex is strings.Index over a byte slice without converting it.

@@ -4,8 +4,8 @@ import "sync/atomic"
 
 // table is an open-addressing hash table of entries by their 64-bit key
 // hash, with linear probing, kept at most half full. The hashes come from
-// a seeded maphash, well mixed and unknown to clients, so a lookup is
-// usually one probe and nobody can line keys up to collide.
+// a seeded hash (hashValue), well mixed and unknown to clients, so a
+// lookup is usually one probe and nobody can line keys up to collide.
 //
 // Writers (put, del) must be serialised by the caller (denySet.mu). get
 // may run at the same time as a writer: every slot is read and written
@@ -28,11 +28,24 @@ type slot struct {
 
 // get returns the entry whose hash is h, or nil.
 func (t *table) get(h uint64) *entry {
-	a := t.arr.Load()
-	if a == nil {
+	return t.slots().get(h)
+}
+
+// slots returns the table's current array, nil when it has none. A check
+// loads it once and probes it for each of its keys; it stays valid for as
+// long as denySet.seq does not move.
+func (t *table) slots() slots {
+	if a := t.arr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// get returns the entry of s whose hash is h, or nil.
+func (s slots) get(h uint64) *entry {
+	if len(s) == 0 {
 		return nil
 	}
-	s := *a
 	mask := uint64(len(s) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		e := s[i].e.Load()
