@@ -48,8 +48,8 @@ func TestStore_seenTrim_redeliveryAfterTrimCountsOnce(t *testing.T) {
 // (PXAT), not until-minus-the-store's-clock after the write: a store whose
 // clock runs 20 s behind writes a flag that still ends at its until.
 func TestStore_flagExpiresAtUntil(t *testing.T) {
-	real := time.Now().UnixMilli()
-	behind := real - 20_000
+	wall := time.Now().UnixMilli()
+	behind := wall - 20_000
 	st, rs, _, keys := newFixture(t, []limiter.Rule{{Name: "r", Limit: 1, Window: time.Minute}}, behind)
 	ctx := t.Context()
 	g := &rs.Groups()[0]
