@@ -244,13 +244,16 @@ end
 
 -- A rule's state is one field of the state hash, named after the rule (rule
 -- names start with a letter or digit, the key's own fields with '_'): nine
--- little-endian doubles, t newest event, c running count of the entries
+-- little-endian integers, t newest event, c running count of the entries
 -- newer than b, b boundary, m oldest entry added since the last evaluation,
 -- k and ck trip-check frontier and its count, f latest trip, p last trim
 -- point, q late-entry counter; UNSET stands for a time not set. One field
 -- read and written with struct costs a fraction of nine decimal fields.
-local RULE_FMT = '<ddddddddd'
-local UNSET = -1e300
+-- Times take 6 bytes (Unix ms fit in 47 bits until the year 6429), counts 8:
+-- 58 bytes, under hash-max-listpack-value (64), so that a key's state hash
+-- stays a compact listpack.
+local RULE_FMT = '<i6i8i6i6i6i8i6i6i6'
+local UNSET = -70368744177664 -- -2^46
 
 local function unset(x)
   if x == UNSET then return nil end

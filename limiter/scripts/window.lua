@@ -8,7 +8,7 @@
 --   ARGV: 1 now, 2 ack floor, 3 limit key, 4 nrules,
 --         then per rule: name, limit, window_ms, deny_for_ms, action, retention_ms.
 -- The state hash holds, per rule r, the field r: its state packed as nine
--- doubles (see lib.lua: t newest event, c running count, b boundary, m
+-- integers (see lib.lua: t newest event, c running count, b boundary, m
 -- oldest entry since the last evaluation, k and ck trip-check frontier, f
 -- latest trip, p last trim point, q late-entry counter); per key: the flags
 -- written (_du _dr _ds, _su _sr), the automatic deny (_au _ar _ax), markers
