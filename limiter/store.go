@@ -28,7 +28,8 @@ type StoreOptions struct {
 	Client redis.UniversalClient // required
 	Keys   keyspace.Redis        // required
 	Clock  Clock                 // default: the wall clock
-	// PipelineChunk bounds the script calls sent in one pipeline (default 512).
+	// PipelineChunk bounds the work sent in one pipeline, in script calls
+	// of one event; eight more events count as one more call (default 512).
 	PipelineChunk int
 }
 
@@ -70,19 +71,47 @@ type call struct {
 	script *redis.Script
 	keys   []string
 	args   []any
+	events int // events it appends: its share of a pipeline (see units)
 	cmd    *redis.Cmd
+}
+
+// units is the call's weight in a pipeline: one, plus one per eight events
+// it appends (in Redis CPU a call costs about as much as eight more events:
+// docs/BENCHMARKS.md, "Where the time goes").
+func (c *call) units() int { return 1 + c.events/8 }
+
+// splitUnits cuts calls, in order, into parts of at most limit units each
+// (a single call heavier than limit makes a part of its own).
+func splitUnits(calls []*call, limit int) [][]*call {
+	var parts [][]*call
+	start, units := 0, 0
+	for i, c := range calls {
+		u := c.units()
+		if i > start && units+u > limit {
+			parts = append(parts, calls[start:i])
+			start, units = i, 0
+		}
+		units += u
+	}
+	if start < len(calls) {
+		parts = append(parts, calls[start:])
+	}
+	return parts
 }
 
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-// exec runs calls in pipelines of at most s.chunk calls, by SHA, loading the
-// scripts and retrying the calls that failed with NOSCRIPT (every script is
-// idempotent for a retry).
+// exec runs calls in pipelines of at most s.chunk units (a call of one
+// event is one unit, see call.units), by SHA, loading the scripts and
+// retrying the calls that failed with NOSCRIPT (every script is idempotent
+// for a retry). Counting events, not calls, bounds the time Redis takes to
+// answer a pipeline: the replies must all arrive within redis.read_timeout,
+// or the whole ingest batch goes back to NATS and is done again, and a
+// backlog gives each key hundreds of events per call.
 func (s *Store) exec(ctx context.Context, calls []*call) error {
-	for start := 0; start < len(calls); start += s.chunk {
-		part := calls[start:min(start+s.chunk, len(calls))]
+	for _, part := range splitUnits(calls, s.chunk) {
 		if err := s.execChunk(ctx, part); err != nil {
 			return err
 		}
@@ -287,7 +316,7 @@ func (s *Store) windowCall(script *redis.Script, now int64, floor uint64, k Limi
 			}
 		}
 	}
-	return &call{script: script, keys: s.windowKeys(lk, g), args: args}
+	return &call{script: script, keys: s.windowKeys(lk, g), args: args, events: nev}
 }
 
 // compact reports whether every event counts for every rule of its group
