@@ -67,19 +67,7 @@ func sameMethod(m, upper string) bool {
 	if !isASCII(m) {
 		return strings.ToUpper(m) == upper
 	}
-	if len(m) != len(upper) {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		c := m[i]
-		if c >= 'a' && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		if c != upper[i] {
-			return false
-		}
-	}
-	return true
+	return len(m) == len(upper) && upperHasPrefix(m, upper)
 }
 
 func isASCII(s string) bool {

@@ -340,7 +340,7 @@ local function del(cx, field)
 end
 
 local function close(cx)
-  for _, r in ipairs(cx.rules or {}) do
+  for _, r in ipairs(cx.rules) do
     if r.dirty then put(cx, r.name, pack_rule(r)) end
   end
   local flat = {}
