@@ -95,11 +95,16 @@ func BenchmarkStore_appendEvaluate(b *testing.B) {
 // on one core.
 func BenchmarkStore_inlineBatch(b *testing.B) {
 	for _, perKey := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("events_per_key=%d", perKey), func(b *testing.B) { benchInline(b, perKey) })
+		b.Run(fmt.Sprintf("events_per_key=%d", perKey), func(b *testing.B) { benchInline(b, perKey, false) })
+	}
+	for _, perKey := range []int{10, 100} {
+		b.Run(fmt.Sprintf("events_per_key=%d/one_message", perKey), func(b *testing.B) { benchInline(b, perKey, true) })
 	}
 }
 
-func benchInline(b *testing.B, perKey int) {
+// benchInline appends perKey events to each of 1000 keys per call, each
+// event from another message, or all from one message (oneMsg).
+func benchInline(b *testing.B, perKey int, oneMsg bool) {
 	rdb := testenv.StartPrivateRedis(b).Client(b)
 	keys, err := keyspace.NewRedis("bench")
 	require.NoError(b, err)
@@ -125,6 +130,12 @@ func benchInline(b *testing.B, perKey int) {
 			msgs := make([]limiter.Message, perKey)
 			for j := range msgs {
 				msgs[j] = limiter.Message{Seq: seq + uint64(j) + 1, Events: []limiter.Event{{TS: now - int64(j*1000/perKey), Weight: 1, Mask: 1}}}
+			}
+			if oneMsg {
+				for j := 1; j < perKey; j++ {
+					msgs[0].Events = append(msgs[0].Events, msgs[j].Events[0])
+				}
+				msgs = msgs[:1]
 			}
 			batch[i] = limiter.KeyAppend{Key: limiter.LimitKey(fmt.Sprintf("client=c%d", i)), Group: g, Messages: msgs}
 		}

@@ -64,3 +64,40 @@ func TestStore_flagExpiresAtUntil(t *testing.T) {
 	// PX would give about 60 s; PXAT gives until minus Redis's now, about 40 s.
 	require.InDelta(t, float64(until-time.Now().UnixMilli()), float64(pttl.Milliseconds()), 2000)
 }
+
+// TestStore_seenSet_oneMemberPerCall: a call records the messages it
+// applied as one member of the seen set, scored by the highest sequence;
+// a message that comes again later, out of order or in a call with new
+// ones, is found in it and counted once.
+func TestStore_seenSet_oneMemberPerCall(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st, rs, _, keys := newFixture(t, []limiter.Rule{{Name: "r", Limit: 1000, Window: time.Minute}}, now)
+	ctx := t.Context()
+	g := &rs.Groups()[0]
+	k := limiter.LimitKey("client=acme")
+	app := func(seqs ...uint64) limiter.AppendResult {
+		t.Helper()
+		msgs := make([]limiter.Message, len(seqs))
+		for i, s := range seqs {
+			msgs[i] = limiter.Message{Seq: s, Events: []limiter.Event{ev(now)}}
+		}
+		res, err := st.Append(ctx, 1, []limiter.KeyAppend{{Key: k, Group: g, Messages: msgs}})
+		require.NoError(t, err)
+		return res
+	}
+	require.EqualValues(t, 3, app(10, 12, 11).Accepted)
+	res := app(9, 12, 13, 13) // 12 again, 13 twice in one call
+	require.EqualValues(t, 2, res.Accepted, "9 and 13 are new")
+	require.EqualValues(t, 2, res.DupMessages)
+	res = app(11, 9, 10)
+	require.Zero(t, res.Accepted)
+	require.EqualValues(t, 3, res.DupMessages)
+
+	seen, err := testenv.Redis(t).ZRangeWithScores(ctx, keys.Seen(string(k)), 0, -1).Result()
+	require.NoError(t, err)
+	require.Len(t, seen, 2, "one member per call that applied something")
+	require.Equal(t, "10,12,11", seen[0].Member)
+	require.InDelta(t, 12, seen[0].Score, 0)
+	require.Equal(t, "9,13", seen[1].Member)
+	require.InDelta(t, 13, seen[1].Score, 0)
+}

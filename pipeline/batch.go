@@ -83,12 +83,14 @@ func (in *Ingest) process(ctx context.Context, msgs []jetstream.Msg) error {
 	perService := map[string][2]int{} // accepted, rejected
 	var clamped, dead int
 	var deadErr error
-	for _, msg := range msgs {
+	seqs := make([]uint64, len(msgs))
+	for i, msg := range msgs {
 		var seq uint64
 		stored := start
 		if meta, err := msg.Metadata(); err == nil {
 			seq, stored = meta.Sequence.Stream, meta.Timestamp
 		}
+		seqs[i] = seq
 		storedMS := stored.UnixMilli()
 		subject := msg.Subject()
 		svc := in.serviceOf(subject)
@@ -120,38 +122,17 @@ func (in *Ingest) process(ctx context.Context, msgs []jetstream.Msg) error {
 		return deadErr
 	}
 	var res limiter.AppendResult
-	var evals []limiter.Evaluation
 	var err error
-	if cfg.Evaluation == EvaluateWorkers {
-		if res, err = in.opts.Store.Append(ctx, in.floor.Load(), b.appends); err != nil {
-			in.m.Errors.WithLabelValues("redis", "append").Inc()
-			return err
-		}
-		if err := in.notify(ctx, b.appends); err != nil {
-			in.m.Errors.WithLabelValues("redis", "notice").Inc()
-			return err
-		}
+	if in.hold != nil {
+		err = in.storeHeld(ctx, msgs, seqs, b)
 	} else {
-		if res, evals, err = in.opts.Store.AppendEvaluate(ctx, in.floor.Load(), b.appends); err != nil {
-			in.m.Errors.WithLabelValues("redis", "append").Inc()
-			return err
-		}
+		res, err = in.store(ctx, msgs, b)
 	}
-	if in.opts.AfterStore != nil {
-		if err := in.opts.AfterStore(msgs); err != nil {
-			return fmt.Errorf("after store: %w", err)
-		}
+	if err != nil {
+		return err
 	}
-	// Decisions go out before the ack: the sooner checkers hear, the better,
-	// and a redelivered message changes no flag.
-	in.rep.report(ctx, evals)
-	in.ackAll(msgs)
-
+	in.countResult(res)
 	in.m.Messages.WithLabelValues("ok").Add(float64(len(msgs)))
-	in.m.Messages.WithLabelValues("redelivered").Add(float64(res.DupMessages))
-	in.m.Duplicates.WithLabelValues("message").Add(float64(res.DupMessages))
-	in.m.Duplicates.WithLabelValues("id").Add(float64(res.DupIDs))
-	in.m.Late.Add(float64(res.Dropped))
 	in.m.Clamped.Add(float64(clamped))
 	for svc, c := range perService {
 		label := in.m.service(svc)
@@ -165,6 +146,47 @@ func (in *Ingest) process(ctx context.Context, msgs []jetstream.Msg) error {
 	in.m.BatchSize.Observe(float64(len(msgs)))
 	in.m.BatchSeconds.WithLabelValues("ingest").Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// store writes a batch to Redis and acknowledges it: appended with a work
+// notice per shard, or appended and evaluated inline.
+func (in *Ingest) store(ctx context.Context, msgs []jetstream.Msg, b *batch) (limiter.AppendResult, error) {
+	var res limiter.AppendResult
+	var evals []limiter.Evaluation
+	var err error
+	if in.opts.Config.Evaluation == EvaluateWorkers {
+		if res, err = in.opts.Store.Append(ctx, in.floor.Load(), b.appends); err != nil {
+			in.m.Errors.WithLabelValues("redis", "append").Inc()
+			return res, err
+		}
+		if err := in.notify(ctx, b.appends); err != nil {
+			in.m.Errors.WithLabelValues("redis", "notice").Inc()
+			return res, err
+		}
+	} else {
+		if res, evals, err = in.opts.Store.AppendEvaluate(ctx, in.floor.Load(), b.appends); err != nil {
+			in.m.Errors.WithLabelValues("redis", "append").Inc()
+			return res, err
+		}
+	}
+	if in.opts.AfterStore != nil {
+		if err := in.opts.AfterStore(msgs); err != nil {
+			return res, fmt.Errorf("after store: %w", err)
+		}
+	}
+	// Decisions go out before the ack: the sooner checkers hear, the better,
+	// and a redelivered message changes no flag.
+	in.rep.report(ctx, evals)
+	in.ackAll(msgs)
+	return res, nil
+}
+
+// countResult counts what the store found in an append.
+func (in *Ingest) countResult(res limiter.AppendResult) {
+	in.m.Messages.WithLabelValues("redelivered").Add(float64(res.DupMessages))
+	in.m.Duplicates.WithLabelValues("message").Add(float64(res.DupMessages))
+	in.m.Duplicates.WithLabelValues("id").Add(float64(res.DupIDs))
+	in.m.Late.Add(float64(res.Dropped))
 }
 
 // notify writes one work notice per shard listing the batch's limit keys of

@@ -40,6 +40,8 @@ type IngestConfig struct {
 	MaxFieldBytes   int           `yaml:"max_field_bytes" usage:"longest accepted string field of an event, in bytes"`
 	MaxPayloadBytes int           `yaml:"max_payload_bytes" usage:"largest accepted NATS message, in bytes"`
 	FloorRefresh    time.Duration `yaml:"floor_refresh" usage:"how often the consumer's ack floor is read, to prune redelivery records"`
+	Hold            time.Duration `yaml:"hold" usage:"longest time the events of a key that cannot reach any threshold are held back to be sent with its later ones (inline evaluation; negative: never hold)"`
+	HoldMessages    int           `yaml:"hold_messages" usage:"most messages left unacknowledged because some of their events are held; keep it well below nats.max_ack_pending"`
 }
 
 // SetDefaults fills unset fields.
@@ -68,6 +70,18 @@ func (c *IngestConfig) SetDefaults() {
 	if c.FloorRefresh == 0 {
 		c.FloorRefresh = time.Second
 	}
+	if c.Hold == 0 {
+		c.Hold = time.Second
+	}
+	if c.HoldMessages == 0 {
+		c.HoldMessages = 5000
+	}
+}
+
+// Holds reports whether ingestion holds back the events of keys far from
+// their thresholds (see holder).
+func (c *IngestConfig) Holds() bool {
+	return c.Evaluation == EvaluateInline && c.Hold > 0
 }
 
 // Validate reports every problem, located by field.
@@ -96,6 +110,12 @@ func (c *IngestConfig) Validate() error {
 	}
 	if c.FloorRefresh < 10*time.Millisecond {
 		l.Add("floor_refresh", "must be at least 10ms, got %v", c.FloorRefresh)
+	}
+	if c.Hold > 10*time.Second {
+		l.Add("hold", "must be at most 10s (negative: never hold), got %v", c.Hold)
+	}
+	if c.HoldMessages < 1 || c.HoldMessages > 1000000 {
+		l.Add("hold_messages", "must be between 1 and 1000000, got %d", c.HoldMessages)
 	}
 	return l.Err()
 }

@@ -34,6 +34,7 @@ type harness struct {
 	clock    limiter.Clock
 	metrics  *pipeline.Metrics
 	mode     pipeline.Evaluation
+	tune     func(*pipeline.IngestConfig) // optional, applied to the ingest configuration by start
 }
 
 func newHarness(t *testing.T, rules []limiter.Rule, clock limiter.Clock) *harness {
@@ -48,6 +49,12 @@ func modes(t *testing.T, f func(t *testing.T, mode pipeline.Evaluation)) {
 }
 
 func newHarnessMode(t *testing.T, rules []limiter.Rule, clock limiter.Clock, mode pipeline.Evaluation) *harness {
+	t.Helper()
+	return newHarnessAck(t, rules, clock, mode, 2*time.Second)
+}
+
+// newHarnessAck is newHarnessMode with the consumer's ack wait.
+func newHarnessAck(t *testing.T, rules []limiter.Rule, clock limiter.Clock, mode pipeline.Evaluation, ackWait time.Duration) *harness {
 	t.Helper()
 	h := &harness{t: t, nats: testenv.StartNATS(t), rdb: testenv.Redis(t), clock: clock, mode: mode}
 	h.nc = h.nats.Connect(t)
@@ -68,7 +75,7 @@ func newHarnessMode(t *testing.T, rules []limiter.Rule, clock limiter.Clock, mod
 	require.NoError(t, err)
 	h.spec = pipeline.StreamSpec{
 		Stream: "EV" + name, Subject: h.subjects.EventsAll(), Retention: time.Hour, Replicas: 1,
-		Consumer: "ratemon", AckWait: 2 * time.Second, MaxAckPending: 10000, StartBack: time.Hour,
+		Consumer: "ratemon", AckWait: ackWait, MaxAckPending: 10000, StartBack: time.Hour,
 	}
 	s, err := pipeline.EnsureStream(t.Context(), h.js, h.spec)
 	require.NoError(t, err)
@@ -100,8 +107,12 @@ func workerConfig() pipeline.WorkerConfig {
 func (h *harness) start(afterStore func([]jetstream.Msg) error) (stop func()) {
 	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	cfg := ingestConfig(h.mode)
+	if h.tune != nil {
+		h.tune(&cfg)
+	}
 	in, err := pipeline.NewIngest(pipeline.IngestOptions{
-		Config: ingestConfig(h.mode), Consumer: h.consumer(), Conn: h.nc, Subjects: h.subjects,
+		Config: cfg, Consumer: h.consumer(), Conn: h.nc, Subjects: h.subjects,
 		Store: h.store, Redis: h.rdb, Rules: func() *limiter.Ruleset { return h.rules }, Shards: 4,
 		Metrics: h.metrics, AfterStore: afterStore, Clock: h.clock,
 		Decisions: pipeline.NATSDecisions{Conn: h.nc, Subject: h.subjects.Decisions()},

@@ -85,6 +85,7 @@ type Ingest struct {
 	m     *Metrics
 	dead  deadLetters
 	rep   *reporter
+	hold  *holder       // nil: every batch sends every key it touches
 	floor atomic.Uint64 // consumer ack floor (stream sequence), refreshed periodically
 }
 
@@ -113,6 +114,9 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 	}
 	in.rep = &reporter{store: opts.Store, decisions: opts.Decisions, observer: opts.Observer, clock: opts.Clock,
 		m: opts.Metrics, log: in.log, shards: opts.Shards}
+	if opts.Config.Holds() {
+		in.hold = newHolder(opts.Config.Hold, opts.Config.HoldMessages)
+	}
 	return in, nil
 }
 
@@ -140,7 +144,14 @@ func (in *Ingest) Run(ctx context.Context) error {
 	for range cfg.Concurrency {
 		g.Go(func() error { return in.loop(ctx, msgs) })
 	}
+	if in.hold != nil {
+		g.Go(func() error { in.flusher(ctx); return nil })
+	}
 	err = g.Wait()
+	if in.hold != nil {
+		sends, why := in.hold.takeAll()
+		in.flush(ctx, sends, why)
+	}
 	it.Stop()
 	return err
 }

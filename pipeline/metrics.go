@@ -36,6 +36,9 @@ type Metrics struct {
 	OldestPending  *prometheus.GaugeVec   // shard
 	StreamPending  prometheus.Gauge
 	StreamAcks     prometheus.Gauge
+	HeldEvents     prometheus.Gauge
+	HeldMessages   prometheus.Gauge
+	HoldSends      *prometheus.CounterVec // reason: near, age, full, drain
 
 	mu       sync.Mutex
 	services map[string]bool
@@ -106,7 +109,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StreamAcks: f.NewGauge(prometheus.GaugeOpts{
 			Name: "ratemon_ingest_ack_pending_messages", Help: "Messages delivered to ratemon and not yet acknowledged (JetStream consumer).",
 		}),
+		HeldEvents: f.NewGauge(prometheus.GaugeOpts{
+			Name: "ratemon_ingest_held_events", Help: "Events held back because their keys cannot reach a threshold yet (ingest.hold).",
+		}),
+		HeldMessages: f.NewGauge(prometheus.GaugeOpts{
+			Name: "ratemon_ingest_held_messages", Help: "Messages left unacknowledged because some of their events are held.",
+		}),
+		HoldSends: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratemon_ingest_hold_sends_total", Help: "Limit keys whose events were sent to Redis, by reason: near (could reach a threshold, or room unknown), age (held ingest.hold), full (ingest.hold_messages reached), drain (shutdown or new rules).",
+		}, []string{"reason"}),
 		services: map[string]bool{},
+	}
+	for _, r := range []string{sendNear, sendAge, sendFull, sendDrain} {
+		m.HoldSends.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "dead", "redelivered", "retry"} {
 		m.Messages.WithLabelValues(r)

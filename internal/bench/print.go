@@ -70,8 +70,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if x.Flags == 0 && x.ModelDenies == 0 {
 		fmt.Fprintln(w, "  (no flag was in force when the flags were read: only the counts were compared; a longer --window keeps flags alive past the drain)")
 	}
-	fmt.Fprintf(w, "redis: %.2f cpu s (%.2f us/event), memory %s B = %.1f B per in-window event (%s in window)\n",
-		x.RedisCPUS, x.RedisCPUUSPerEvent, num(x.RedisMemoryDelta), x.RedisBytesPerEvent, num(x.WindowEvents))
+	fmt.Fprintf(w, "redis: %.2f cpu s (%.2f us/event), keys %s B = %.1f B per in-window event (%s in window), used_memory %+.0f B\n",
+		x.RedisCPUS, x.RedisCPUUSPerEvent, num(x.RedisKeyBytes), x.RedisBytesPerEvent, num(x.WindowEvents), x.RedisMemoryDelta)
 	if s.InProcess {
 		fmt.Fprintln(w, "daemon: in-process, CPU and RSS not measured (run without --inprocess)")
 	} else {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,9 +59,9 @@ func redisVersion(ctx context.Context, rdb redis.UniversalClient) string {
 	return infoFields(info)["redis_version"]
 }
 
-// deletePrefix deletes every key named prefix + ":" + anything, with DEL so
-// that the memory is freed before the next measurement.
-func deletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (int, error) {
+// scanPrefix calls fn with the keys under prefix, a thousand at a time, and
+// returns how many there were.
+func scanPrefix(ctx context.Context, rdb redis.UniversalClient, prefix string, fn func(keys []string) error) (int, error) {
 	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
 	var batch []string
 	n := 0
@@ -68,11 +69,7 @@ func deletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string)
 		if len(batch) == 0 {
 			return nil
 		}
-		pipe := rdb.Pipeline()
-		for _, k := range batch {
-			pipe.Del(ctx, k) // one key per command: a cluster needs no common slot
-		}
-		_, err := pipe.Exec(ctx)
+		err := fn(batch)
 		n += len(batch)
 		batch = batch[:0]
 		return err
@@ -81,15 +78,49 @@ func deletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string)
 		batch = append(batch, iter.Val())
 		if len(batch) == 1000 {
 			if err := flush(); err != nil {
-				return n, fmt.Errorf("delete keys under %s: %w", prefix, err)
+				return n, err
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
 		return n, fmt.Errorf("scan keys under %s: %w", prefix, err)
 	}
-	if err := flush(); err != nil {
-		return n, fmt.Errorf("delete keys under %s: %w", prefix, err)
-	}
-	return n, nil
+	return n, flush()
+}
+
+// deletePrefix deletes every key under prefix and returns how many there
+// were.
+func deletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (int, error) {
+	return scanPrefix(ctx, rdb, prefix, func(keys []string) error {
+		pipe := rdb.Pipeline()
+		for _, k := range keys {
+			pipe.Del(ctx, k) // one key per command: a cluster needs no common slot
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("delete keys under %s: %w", prefix, err)
+		}
+		return nil
+	})
+}
+
+// keysMemory sums MEMORY USAGE (every element counted: SAMPLES 0) over the
+// keys under prefix: the memory of the run's own data, which used_memory
+// blurs with client buffers, scripts and other tenants of the server.
+func keysMemory(ctx context.Context, rdb redis.UniversalClient, prefix string) (int64, error) {
+	var total int64
+	_, err := scanPrefix(ctx, rdb, prefix, func(keys []string) error {
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.IntCmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = pipe.MemoryUsage(ctx, k, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("memory usage of keys under %s: %w", prefix, err)
+		}
+		for _, c := range cmds {
+			total += c.Val() // 0 for a key that expired meanwhile
+		}
+		return nil
+	})
+	return total, err
 }

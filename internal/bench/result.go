@@ -36,8 +36,9 @@ type Result struct {
 
 	RedisCPUS           float64 `json:"redis_cpu_s"`
 	RedisCPUUSPerEvent  float64 `json:"redis_cpu_us_per_event"`
-	RedisMemoryDelta    float64 `json:"redis_memory_delta_bytes"`
-	WindowEvents        float64 `json:"window_events"` // events in the window when memory was read
+	RedisMemoryDelta    float64 `json:"redis_memory_delta_bytes"` // used_memory after the run minus before
+	RedisKeyBytes       float64 `json:"redis_key_bytes"`          // MEMORY USAGE of the run's keys, drained
+	WindowEvents        float64 `json:"window_events"`            // events in the window when memory was read
 	RedisBytesPerEvent  float64 `json:"redis_bytes_per_event"`
 	DaemonCPUS          float64 `json:"daemon_cpu_s"`
 	DaemonCPUUSPerEvent float64 `json:"daemon_cpu_us_per_event"`

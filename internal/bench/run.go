@@ -25,6 +25,7 @@ type measured struct {
 	cpu0, cpu     procStat
 	rss           [3]int64 // first, last, largest sample
 	memAt         int64    // Unix ms Redis memory was read
+	keyBytes      int64    // MEMORY USAGE summed over the run's keys then
 	flags         flagSnap // deny flags right after the drain
 	first         map[limiter.LimitKey]float64
 	decisions     int
@@ -76,7 +77,8 @@ func (b *Bench) runOnce(ctx context.Context, ep endpoints) (RunResult, error) {
 	perKey := m.tr.byKey(o.Keys)
 	windowMS := o.Window.Milliseconds()
 	res.WindowEvents = float64(windowEvents(perKey, m.memAt, windowMS))
-	res.RedisBytesPerEvent = ratio(res.RedisMemoryDelta, res.WindowEvents)
+	res.RedisKeyBytes = float64(m.keyBytes)
+	res.RedisBytesPerEvent = ratio(res.RedisKeyBytes, res.WindowEvents)
 
 	model := buildModel(rs, perKey, lks, masks)
 	fc := judgeFlags(m.flags, model, lks, perKey)
@@ -210,6 +212,9 @@ func (b *Bench) measure(ctx context.Context, cfg *config.Config, dir string, lks
 		return nil, err
 	}
 	m.memAt = time.Now().UnixMilli()
+	if m.keyBytes, err = keysMemory(ctx, b.rdb, cfg.Redis.Prefix); err != nil {
+		return nil, err
+	}
 	m.cpu = procSum(pids)
 	if m.flags, err = snapshotFlags(ctx, b.rdb, mustKeys(cfg), lks); err != nil {
 		return nil, err

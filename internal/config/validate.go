@@ -41,6 +41,7 @@ func (c *Config) Validate() error {
 	}
 	l.Merge("rules", limiter.ValidateRules(c.Rules))
 	c.validateRetention(&l)
+	c.validateHold(&l)
 	for i, f := range c.Privacy.Hash {
 		if f != limiter.FieldClient && f != limiter.FieldIP {
 			l.Add(fmt.Sprintf("privacy.hash[%d]", i), "only client and ip can be hashed, got %q", string(f))
@@ -58,6 +59,24 @@ func (c *Config) Validate() error {
 		}
 	}
 	return l.Err()
+}
+
+// validateHold checks that what ingestion holds back fits in what
+// JetStream lets it leave unacknowledged: held messages plus the pull
+// buffer below nats.max_ack_pending, and the hold well inside
+// nats.ack_wait, or JetStream would stop delivering or deliver again.
+func (c *Config) validateHold(l *fielderr.List) {
+	in := &c.Ingest
+	if !in.Holds() {
+		return
+	}
+	if buf := in.BatchSize * in.Concurrency; c.NATS.MaxAckPending > 0 && in.HoldMessages+buf > c.NATS.MaxAckPending {
+		l.Add("ingest.hold_messages", "%d held plus the pull buffer of %d (batch_size × concurrency) exceed nats.max_ack_pending %d",
+			in.HoldMessages, buf, c.NATS.MaxAckPending)
+	}
+	if c.NATS.AckWait > 0 && in.Hold > c.NATS.AckWait/4 {
+		l.Add("ingest.hold", "must be at most a quarter of nats.ack_wait (%v), got %v", c.NATS.AckWait, in.Hold)
+	}
 }
 
 // validateRetention checks that the events stream keeps events at least as

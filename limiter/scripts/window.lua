@@ -18,7 +18,7 @@
 
 local KEY_FIELDS = {'_du', '_dr', '_ds', '_su', '_sr', '_au', '_ar', '_ax', '_m', '_o', '_x', '_i', '_s'}
 -- SEEN_TRIM: how far the ack floor moves between two trims of the seen set.
-local SEEN_TRIM = 2000
+local SEEN_TRIM = 100
 -- TRIM_STEP: a rule's log is trimmed when its trim point has moved
 -- 1/TRIM_STEP of its retention (and at most 1000 ms) since the last trim.
 local TRIM_STEP = 32
@@ -111,8 +111,11 @@ local function append(cx, a)
   for _, r in ipairs(cx.rules) do r.agg, r.n = {}, 0 end
   local dupmsgs, dupids = 0, 0
   local nmsgs = tonumber(ARGV[a]); a = a + 1
-  -- The messages' sequences are checked against the seen set with one
-  -- ZMSCORE and the new ones added with one ZADD.
+  -- The seen set records the messages applied to this key: one member per
+  -- call, the sequences it applied joined by ',', scored by the highest.
+  -- A message is new unless a member scored at or above its sequence lists
+  -- it; messages mostly come in order, so that range is mostly empty and
+  -- one ZRANGE and one ZADD serve a call of any number of messages.
   -- A sequence at or below the floor this key's seen set was trimmed to
   -- was acknowledged on NATS, so its events are stored: a copy that
   -- JetStream redelivered meanwhile is a duplicate, although the trim has
@@ -122,36 +125,41 @@ local function append(cx, a)
   local trimmed = cx.floor > 0 and num(cx.prev['_s'], 0) or 0
   local newseq = {}
   local seqs = {}
+  local lo = math.huge
   do
     local p = a
     for m = 1, nmsgs do
       local seq = ARGV[p]
       if seq ~= '0' then
-        if tonumber(seq) <= trimmed then
+        local n = tonumber(seq)
+        if n <= trimmed then
           newseq[seq] = false
-        else
+        elseif newseq[seq] == nil then
+          newseq[seq] = true
           seqs[#seqs + 1] = seq
+          if n < lo then lo = n end
         end
       end
       local n = tonumber(ARGV[p + 1])
       if n < 0 then p = p + 2 - 2 * n else p = p + 2 + 4 * n end
     end
   end
-  if #seqs == 1 then
-    newseq[seqs[1]] = redis.call('ZADD', cx.seen, 'NX', seqs[1], seqs[1]) == 1
-  elseif #seqs > 1 then
-    local known = redis.call('ZMSCORE', cx.seen, unpack(seqs))
-    local add = {}
-    for i, seq in ipairs(seqs) do
-      if newseq[seq] == nil then
-        newseq[seq] = not known[i]
-        if newseq[seq] then
-          add[#add + 1] = seq
-          add[#add + 1] = seq
-        end
+  if #seqs > 0 then
+    local known = redis.call('ZRANGEBYSCORE', cx.seen, s(lo), '+inf')
+    for _, member in ipairs(known) do
+      for seq in string.gmatch(member, '[^,]+') do
+        if newseq[seq] then newseq[seq] = false end
       end
     end
-    if #add > 0 then redis.call('ZADD', cx.seen, unpack(add)) end
+    local add, top = {}, 0
+    for _, seq in ipairs(seqs) do
+      if newseq[seq] then
+        add[#add + 1] = seq
+        local n = tonumber(seq)
+        if n > top then top = n end
+      end
+    end
+    if #add > 0 then redis.call('ZADD', cx.seen, s(top), table.concat(add, ',')) end
   end
   for _ = 1, nmsgs do
     local seq, nev = ARGV[a], tonumber(ARGV[a + 1])

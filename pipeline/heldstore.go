@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ratemon/ratemon/limiter"
+)
+
+// storeHeld plans a batch through the holder, sends what must go now, and
+// acknowledges every message whose shares are all stored. On error the
+// batch's messages are failed, to be negatively acknowledged by the caller,
+// and the other messages of the failed sends are negatively acknowledged
+// here.
+func (in *Ingest) storeHeld(ctx context.Context, msgs []jetstream.Msg, seqs []uint64, b *batch) error {
+	recs := records(msgs, seqs)
+	sends, why := in.hold.plan(b.rules, b.appends, recs, time.Now(), limiter.NowMS(in.opts.Clock))
+	ack, nak, err := in.send(ctx, sends, why)
+	if err != nil {
+		in.hold.release(recs, true)
+		in.nakRecs(notIn(nak, recs), time.Second)
+		return err
+	}
+	ack = append(ack, in.hold.release(recs, false)...)
+	return in.ackRecs(ack, recs)
+}
+
+// send appends and evaluates sends in one pipelined round, reports the
+// evaluations and returns the records now complete and those failed.
+func (in *Ingest) send(ctx context.Context, sends []send, why map[string]int) (ack, nak []*msgRec, err error) {
+	for reason, n := range why {
+		in.m.HoldSends.WithLabelValues(reason).Add(float64(n))
+	}
+	if len(sends) == 0 {
+		return nil, nil, nil
+	}
+	kas := make([]limiter.KeyAppend, len(sends))
+	for i := range sends {
+		kas[i] = sends[i].ka
+	}
+	res, evals, err := in.opts.Store.AppendEvaluate(ctx, in.floor.Load(), kas)
+	ack, nak = in.hold.done(sends, evals, err != nil)
+	if err != nil {
+		in.m.Errors.WithLabelValues("redis", "append").Inc()
+		return ack, nak, err
+	}
+	in.countResult(res)
+	in.rep.report(ctx, evals)
+	return ack, nak, nil
+}
+
+// ackRecs acknowledges complete records, after the AfterStore hook; when
+// the hook fails, they and the batch's records are failed instead.
+func (in *Ingest) ackRecs(ack []*msgRec, batch map[uint64]*msgRec) error {
+	if len(ack) == 0 {
+		return nil
+	}
+	msgs := heldMessages(ack)
+	if in.opts.AfterStore != nil {
+		if err := in.opts.AfterStore(msgs); err != nil {
+			in.nakRecs(in.hold.fail(ack, batch), time.Second)
+			return fmt.Errorf("after store: %w", err)
+		}
+	}
+	in.ackAll(msgs)
+	return nil
+}
+
+func (in *Ingest) nakRecs(recs []*msgRec, d time.Duration) {
+	if len(recs) > 0 {
+		in.nakAll(heldMessages(recs), d)
+	}
+}
+
+// flusher sends the held events that are due, until ctx is cancelled; Run
+// sends the rest once the batches in hand are done.
+func (in *Ingest) flusher(ctx context.Context) {
+	tick := min(max(in.opts.Config.Hold/10, 5*time.Millisecond), 100*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastSweep := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if in.opts.Gate != nil {
+			if err := in.opts.Gate(ctx); err != nil {
+				return
+			}
+		}
+		now := time.Now()
+		sends, why := in.hold.due(now)
+		in.flush(ctx, sends, why)
+		events, msgs := in.hold.stats()
+		in.m.HeldEvents.Set(float64(events))
+		in.m.HeldMessages.Set(float64(msgs))
+		if now.Sub(lastSweep) >= 10*time.Second {
+			in.hold.sweep(now.Add(-max(10*time.Second, 4*in.opts.Config.Hold)))
+			lastSweep = now
+		}
+	}
+}
+
+// flush sends held events outside a batch; on failure their messages are
+// negatively acknowledged.
+func (in *Ingest) flush(ctx context.Context, sends []send, why map[string]int) {
+	if len(sends) == 0 && len(why) == 0 {
+		return
+	}
+	pctx, cancel := in.processContext(ctx)
+	defer cancel()
+	ack, nak, err := in.send(pctx, sends, why)
+	if err != nil {
+		in.log.Warn("held events not stored, their messages will be redelivered", "err", err, "keys", len(sends))
+		in.nakRecs(nak, time.Second)
+		return
+	}
+	if err := in.ackRecs(ack, nil); err != nil {
+		in.log.Warn("held events stored, their messages will be redelivered", "err", err)
+	}
+}

@@ -1,0 +1,476 @@
+package pipeline
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ratemon/ratemon/limiter"
+)
+
+// The holder saves Redis the calls of limit keys that cannot change state.
+// A key's last evaluation says how much weight it can still take before it
+// reaches the nearest threshold of a rule it is under (the rule's limit,
+// or its warn_at share when it has one), and, for the rules it is over,
+// until when their flags stand whatever comes: its room. While the weight
+// held for a key plus the new weight stays below that room, and the held
+// events will have been sent holdMargin before the earliest of those
+// flags ends, no flag, alert or shadow flag can change when those events
+// are counted: a sliding window only loses events as time passes, and
+// events only extend a flag in force. So the events wait, and go to Redis
+// with the key's next events that could reach a threshold, or once the
+// first of them has waited Hold, or when more than HoldMessages messages
+// wait. A key far from
+// its limits then costs one script call per Hold, however many batches
+// touch it, and a key near a threshold is evaluated in every batch, as
+// without holding. Counts stay exact: held events are counted when sent,
+// with their own times.
+//
+// A message is acknowledged once every key's share of it is stored. A
+// message whose share failed to be stored is negatively acknowledged and
+// never acknowledged after that, even when its other shares are stored
+// later: JetStream delivers it again and the stored shares are recognised
+// by their sequence, so each share counts once.
+type holder struct {
+	maxHold time.Duration // Hold
+	maxMsgs int
+
+	mu       sync.Mutex
+	hold     time.Duration    // maxHold, shortened to the rules' shortest window (holdFor)
+	rules    *limiter.Ruleset // the ruleset of the rooms and held groups
+	keys     map[limiter.LimitKey]*heldKey
+	queue    []heldRef // keys in the order their first held event came
+	heldMsgs int       // records with a share held
+	heldEvs  int
+}
+
+// msgRec follows one delivered message until it can be acknowledged.
+type msgRec struct {
+	seq     uint64
+	msgs    []jetstream.Msg // the deliveries of one stream sequence in a batch
+	pending int             // shares not yet stored, plus one while its batch is in hand
+	held    int             // shares waiting in the holder
+	failed  bool            // negatively acknowledged; never acknowledged after that
+}
+
+// heldKey is what the holder knows and holds of one limit key.
+type heldKey struct {
+	known     bool // room is from an evaluation
+	room      room
+	inflight  int    // sends not yet answered
+	inflightW int64  // their weight
+	sent      uint64 // sends started
+	accepted  uint64 // the latest-started send whose room was taken
+	touched   time.Time
+
+	group   *limiter.Group
+	msgs    []limiter.Message
+	recs    []*msgRec
+	weight  int64
+	events  int
+	since   time.Time // when the first held event came; zero: nothing held
+	sinceMS int64     // the same on the rules' clock (Unix ms)
+	gen     uint64    // counts the times the held events were taken
+}
+
+type heldRef struct {
+	key limiter.LimitKey
+	gen uint64
+	at  time.Time
+}
+
+// send is one key's events on their way to Redis, with the records of the
+// messages they came from.
+type send struct {
+	ka     limiter.KeyAppend
+	recs   []*msgRec
+	hk     *heldKey
+	id     uint64 // the key's count of sends when it started
+	weight int64
+	prior  int64 // weight of the key's sends in flight when it started
+}
+
+// Reasons a key's events are sent, for ratemon_ingest_hold_sends_total.
+const (
+	sendNear  = "near"  // they could reach a threshold, or the key's room is unknown
+	sendAge   = "age"   // the first held event waited Hold
+	sendFull  = "full"  // more than HoldMessages messages waited
+	sendDrain = "drain" // shutdown or new rules
+)
+
+func newHolder(hold time.Duration, maxMsgs int) *holder {
+	return &holder{maxHold: hold, hold: hold, maxMsgs: maxMsgs, keys: map[limiter.LimitKey]*heldKey{}}
+}
+
+// records makes the records of a batch's messages, keyed by stream
+// sequence; each starts with the batch's own hold on it.
+func records(msgs []jetstream.Msg, seqs []uint64) map[uint64]*msgRec {
+	recs := make(map[uint64]*msgRec, len(msgs))
+	for i, m := range msgs {
+		if r := recs[seqs[i]]; r != nil {
+			r.msgs = append(r.msgs, m) // delivered twice in one batch: acknowledged together
+			continue
+		}
+		recs[seqs[i]] = &msgRec{seq: seqs[i], msgs: []jetstream.Msg{m}, pending: 1}
+	}
+	return recs
+}
+
+// plan decides, for each key of a batch, whether its events are held or
+// sent, and adds the keys whose held events are due. It returns the sends
+// and, per reason, how many keys each reason sent.
+func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map[uint64]*msgRec, now time.Time, nowMS int64) ([]send, map[string]int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	why := map[string]int{}
+	var sends []send
+	if rs != h.rules {
+		sends = h.takeAllLocked(sendDrain, why)
+		h.rules, h.hold = rs, holdFor(h.maxHold, rs)
+		h.keys = map[limiter.LimitKey]*heldKey{} // rooms under the old rules mean nothing now
+	}
+	for i := range appends {
+		ka := &appends[i]
+		hk := h.keys[ka.Key]
+		if hk == nil {
+			hk = &heldKey{}
+			h.keys[ka.Key] = hk
+		}
+		hk.touched = now
+		var w int64
+		n := 0
+		holdable := true
+		for _, m := range ka.Messages {
+			if m.Seq == 0 || recs[m.Seq] == nil {
+				holdable = false // no record to acknowledge it by
+			}
+			for _, e := range m.Events {
+				w += e.Weight
+			}
+			n += len(m.Events)
+		}
+		mine := make([]*msgRec, 0, len(ka.Messages))
+		for _, m := range ka.Messages {
+			if r := recs[m.Seq]; r != nil {
+				r.pending++
+				mine = append(mine, r)
+			}
+		}
+		start := nowMS
+		if !hk.since.IsZero() {
+			start = hk.sinceMS
+		}
+		if holdable && h.hold >= time.Millisecond && hk.known && (hk.group == nil || hk.group == ka.Group) &&
+			hk.weight+hk.inflightW+w < hk.room.weight && start+(h.hold+holdMargin).Milliseconds() <= hk.room.until {
+			h.addLocked(ka.Key, hk, ka, mine, w, n, now, nowMS)
+			continue
+		}
+		why[sendNear]++
+		sends = append(sends, h.takeLocked(ka.Key, hk, ka.Group, ka.Messages, mine))
+	}
+	return append(sends, h.dueLocked(now, why)...), why
+}
+
+// addLocked holds ka's events for its key.
+func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppend, mine []*msgRec, w int64, n int, now time.Time, nowMS int64) {
+	if hk.since.IsZero() {
+		hk.since, hk.sinceMS = now, nowMS
+		h.queue = append(h.queue, heldRef{key: k, gen: hk.gen, at: now})
+	}
+	hk.group = ka.Group
+	hk.msgs = mergeMessages(hk.msgs, ka.Messages)
+	hk.weight += w
+	hk.events += n
+	h.heldEvs += n
+	for _, r := range mine {
+		if r.held == 0 {
+			h.heldMsgs++
+		}
+		r.held++
+		hk.recs = append(hk.recs, r)
+	}
+}
+
+// mergeMessages appends more to msgs, leaving out a message whose sequence
+// msgs already has (a redelivered copy of one held): its events are the
+// same, and the script would count them once anyway.
+func mergeMessages(msgs, more []limiter.Message) []limiter.Message {
+	for _, m := range more {
+		dup := false
+		for _, have := range msgs {
+			if have.Seq == m.Seq {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
+}
+
+// takeLocked takes what is held for a key, with more events and records,
+// as one send; its weight counts against the key's room until it is answered.
+func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, more []limiter.Message, mine []*msgRec) send {
+	msgs := mergeMessages(hk.msgs, more)
+	recs := append(hk.recs, mine...)
+	for _, r := range hk.recs {
+		r.held--
+		if r.held == 0 {
+			h.heldMsgs--
+		}
+	}
+	if g == nil {
+		g = hk.group
+	}
+	h.heldEvs -= hk.events
+	hk.msgs, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.group = nil, nil, 0, 0, time.Time{}, 0, nil
+	hk.gen++
+	var w int64
+	for _, m := range msgs {
+		for _, e := range m.Events {
+			w += e.Weight
+		}
+	}
+	hk.sent++
+	sd := send{ka: limiter.KeyAppend{Key: k, Group: g, Messages: msgs}, recs: recs, hk: hk, id: hk.sent, weight: w, prior: hk.inflightW}
+	hk.inflight++
+	hk.inflightW += w
+	return sd
+}
+
+// dueLocked takes the keys whose first held event waited Hold, then, while
+// more than maxMsgs messages wait, the keys held longest.
+func (h *holder) dueLocked(now time.Time, why map[string]int) []send {
+	var sends []send
+	i := 0
+	for ; i < len(h.queue); i++ {
+		ref := h.queue[i]
+		reason := sendAge
+		if now.Sub(ref.at) < h.hold {
+			if h.heldMsgs <= h.maxMsgs {
+				break
+			}
+			reason = sendFull
+		}
+		hk := h.keys[ref.key]
+		if hk == nil || hk.gen != ref.gen || len(hk.msgs) == 0 {
+			continue // sent since
+		}
+		why[reason]++
+		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil))
+	}
+	h.queue = h.queue[i:]
+	if len(h.queue) == 0 || cap(h.queue) > 4*len(h.queue)+64 {
+		h.queue = append([]heldRef(nil), h.queue...)
+	}
+	return sends
+}
+
+// due returns the sends that are due without a batch: the flusher's work.
+func (h *holder) due(now time.Time) ([]send, map[string]int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	why := map[string]int{}
+	return h.dueLocked(now, why), why
+}
+
+// takeAll returns every held key's events as sends (shutdown).
+func (h *holder) takeAll() ([]send, map[string]int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	why := map[string]int{}
+	return h.takeAllLocked(sendDrain, why), why
+}
+
+func (h *holder) takeAllLocked(reason string, why map[string]int) []send {
+	var sends []send
+	for _, ref := range h.queue {
+		hk := h.keys[ref.key]
+		if hk == nil || hk.gen != ref.gen || len(hk.msgs) == 0 {
+			continue
+		}
+		why[reason]++
+		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil))
+	}
+	h.queue = nil
+	return sends
+}
+
+// done records how sends ended: on success each key's room from its
+// evaluation (evals[i] answers sends[i]); on failure the key's room is
+// unknown and every message of the sends is failed. It returns the records
+// now complete (to acknowledge) and those newly failed (to negatively
+// acknowledge).
+func (h *holder) done(sends []send, evals []limiter.Evaluation, failed bool) (ack, nak []*msgRec) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range sends {
+		s := &sends[i]
+		hk := s.hk
+		hk.inflight--
+		hk.inflightW -= s.weight
+		switch {
+		case failed:
+			// Its events may or may not be stored: no room from a send
+			// started before now is taken.
+			hk.known, hk.accepted = false, hk.sent
+		case s.id > hk.accepted:
+			// Sends in flight when it started may have run after it in
+			// Redis, so their weight may be missing from its count.
+			r := roomOf(s.ka.Group, &evals[i])
+			r.weight -= s.prior
+			hk.room, hk.known, hk.accepted = r, true, s.id
+		default:
+			// An older send answered after a newer one: the newer one's
+			// count may lack its weight.
+			hk.room.weight -= s.weight
+		}
+		for _, r := range s.recs {
+			if failed && !r.failed {
+				r.failed = true
+				nak = append(nak, r)
+			}
+			r.pending--
+			if r.pending == 0 && !r.failed {
+				ack = append(ack, r)
+			}
+		}
+	}
+	return ack, nak
+}
+
+// release drops a batch's own hold on its records; failed fails them all
+// (the batch's caller negatively acknowledges them).
+func (h *holder) release(recs map[uint64]*msgRec, failed bool) (ack []*msgRec) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range recs {
+		if failed {
+			r.failed = true
+		}
+		r.pending--
+		if r.pending == 0 && !r.failed {
+			ack = append(ack, r)
+		}
+	}
+	return ack
+}
+
+// fail marks records, and those of a batch, failed, returning those not
+// failed before that are not the batch's.
+func (h *holder) fail(recs []*msgRec, batch map[uint64]*msgRec) (nak []*msgRec) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range batch {
+		r.failed = true
+	}
+	for _, r := range recs {
+		if !r.failed {
+			r.failed = true
+			nak = append(nak, r)
+		}
+	}
+	return nak
+}
+
+// notIn leaves out the records of a batch.
+func notIn(recs []*msgRec, batch map[uint64]*msgRec) []*msgRec {
+	out := recs[:0:0]
+	for _, r := range recs {
+		if batch[r.seq] != r {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sweep forgets the rooms of keys untouched since before cutoff that hold
+// nothing: the map stays the size of the keys in use.
+func (h *holder) sweep(cutoff time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, hk := range h.keys {
+		if hk.inflight == 0 && len(hk.msgs) == 0 && hk.touched.Before(cutoff) {
+			delete(h.keys, k)
+		}
+	}
+}
+
+// stats returns the events and messages held now.
+func (h *holder) stats() (events, msgs int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.heldEvs, h.heldMsgs
+}
+
+// holdMargin is how long before the earliest flag of a key ends its held
+// events must have been sent (see holder): time for the send itself.
+const holdMargin = time.Second
+
+// room is what a key can take without a state change: weight below the
+// nearest threshold of the rules it is under, until a time (Unix ms, on
+// the rules' clock) when the first flag of the rules it is over ends.
+type room struct {
+	weight int64
+	until  int64
+}
+
+// roomOf reads a key's room off its evaluation. A rule it is under gives
+// the weight up to its limit, or up to the count of its warn_at share;
+// one it is over gives the end of its flag. The room is zero when the key
+// is at or above a warn_at count (near-limit alerts follow every event), a
+// flag has no end, or the evaluation does not cover every rule.
+func roomOf(g *limiter.Group, ev *limiter.Evaluation) room {
+	if g == nil || len(ev.Rules) != len(g.Rules) {
+		return room{}
+	}
+	rm := room{weight: math.MaxInt64, until: math.MaxInt64}
+	for i, st := range ev.Rules {
+		r := g.Rules[i]
+		if r.Name != st.Rule {
+			return room{}
+		}
+		if st.Over {
+			if st.Until <= 0 {
+				return room{}
+			}
+			rm.until = min(rm.until, st.Until)
+			continue
+		}
+		threshold := st.Limit
+		if r.WarnAt > 0 {
+			threshold = int64(math.Ceil(r.WarnAt * float64(st.Limit)))
+		}
+		if st.Count >= threshold {
+			return room{}
+		}
+		rm.weight = min(rm.weight, threshold-st.Count)
+	}
+	return rm
+}
+
+// heldMessages lists the messages of records.
+func heldMessages(recs []*msgRec) []jetstream.Msg {
+	var msgs []jetstream.Msg
+	for _, r := range recs {
+		msgs = append(msgs, r.msgs...)
+	}
+	return msgs
+}
+
+// holdFor is how long events may wait under a ruleset: hold, but at most a
+// quarter of the shortest window, so that a held event is still in every
+// window that counts it when it is sent.
+func holdFor(hold time.Duration, rs *limiter.Ruleset) time.Duration {
+	if rs == nil {
+		return hold
+	}
+	for _, r := range rs.Rules() {
+		hold = min(hold, r.Window/4)
+	}
+	return hold
+}

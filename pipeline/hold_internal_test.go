@@ -1,0 +1,156 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ratemon/ratemon/limiter"
+)
+
+// holdFixture is a holder over one rule "r" (limit 10 per minute).
+func holdFixture(t *testing.T) (*holder, *limiter.Ruleset) {
+	t.Helper()
+	rules := []limiter.Rule{{Name: "r", Limit: 10, Window: time.Minute}}
+	rules[0].SetDefaults()
+	rs, err := limiter.NewRuleset(rules)
+	require.NoError(t, err)
+	return newHolder(time.Second, 100), rs
+}
+
+// appendOf is one key's events of one message: n events of weight 1.
+func appendOf(rs *limiter.Ruleset, key string, seq uint64, n int) limiter.KeyAppend {
+	evs := make([]limiter.Event, n)
+	for i := range evs {
+		evs[i] = limiter.Event{TS: 1000, Weight: 1, Mask: 1}
+	}
+	return limiter.KeyAppend{Key: limiter.LimitKey(key), Group: &rs.Groups()[0],
+		Messages: []limiter.Message{{Seq: seq, Events: evs}}}
+}
+
+// evalOf is an evaluation of the rule at count.
+func evalOf(key string, count int64) limiter.Evaluation {
+	return limiter.Evaluation{Key: limiter.LimitKey(key), Rules: []limiter.RuleState{{Rule: "r", Count: count, Limit: 10}}}
+}
+
+func batchRecs(seqs ...uint64) map[uint64]*msgRec {
+	return records(make([]jetstream.Msg, len(seqs)), seqs)
+}
+
+// A send that fails fails its messages: they are negatively acknowledged
+// once and never acknowledged, even when their other shares, held, are
+// stored later.
+func TestHolder_failedMessageIsNeverAcknowledged(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	// Learn both keys' rooms (count 2, room 8).
+	recs := batchRecs(1)
+	sends, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=a", 1, 2), appendOf(rs, "client=b", 1, 2)}, recs, now, 0)
+	require.Len(t, sends, 2)
+	ack, nak := h.done(sends, []limiter.Evaluation{evalOf("client=a", 2), evalOf("client=b", 2)}, false)
+	require.Empty(t, ack)
+	require.Empty(t, nak)
+	require.Len(t, h.release(recs, false), 1, "message 1 complete")
+
+	// Message 2: a's share (1 < 8) is held, b's (9, not below 8) goes, and
+	// its send fails.
+	recs = batchRecs(2)
+	sends, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=a", 2, 1), appendOf(rs, "client=b", 2, 9)}, recs, now, 0)
+	require.Equal(t, map[string]int{sendNear: 1}, why)
+	require.Len(t, sends, 1)
+	require.Equal(t, limiter.LimitKey("client=b"), sends[0].ka.Key)
+	ack, nak = h.done(sends, nil, true)
+	require.Empty(t, ack)
+	require.Len(t, nak, 1, "message 2 negatively acknowledged")
+	require.Empty(t, h.release(recs, true))
+
+	// a's held share is stored later: message 2 stays unacknowledged.
+	sends, why = h.takeAll()
+	require.Equal(t, map[string]int{sendDrain: 1}, why)
+	require.Len(t, sends, 1)
+	ack, nak = h.done(sends, []limiter.Evaluation{evalOf("client=a", 3)}, false)
+	require.Empty(t, ack)
+	require.Empty(t, nak)
+	// b's room is unknown after the failure: its next events go at once.
+	recs = batchRecs(3)
+	sends, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=b", 3, 1)}, recs, now, 0)
+	require.Len(t, sends, 1)
+}
+
+// Sends in flight count against the room, and a room read by a send that
+// may have run before an older one in Redis is reduced by the older one's
+// weight.
+func TestHolder_inflightWeightCountsAgainstTheRoom(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	k := "client=a"
+	first, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 1)}, batchRecs(1), now, 0)
+	h.done(first, []limiter.Evaluation{evalOf(k, 1)}, false) // room 9
+
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 3)}, batchRecs(2), now, 0)
+	require.Empty(t, held, "3 < 9: held")
+	s1, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 6)}, batchRecs(3), now, 0)
+	require.Len(t, s1, 1, "3 + 6 reaches the room: sent with what was held")
+	require.Equal(t, int64(9), s1[0].weight)
+	s2, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 4, 1)}, batchRecs(4), now, 0)
+	require.Len(t, s2, 1, "the first send's 9 in flight leave no room")
+	require.Equal(t, int64(9), s2[0].prior)
+
+	// The newer send answers first, its count (2) lacking the older one's
+	// 9: the room it gives is 8 - 9, nothing.
+	h.done(s2, []limiter.Evaluation{evalOf(k, 2)}, false)
+	s3, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 5, 1)}, batchRecs(5), now, 0)
+	require.Len(t, s3, 1)
+	h.done(s1, []limiter.Evaluation{evalOf(k, 11)}, false) // older: only subtracts
+	h.done(s3, []limiter.Evaluation{evalOf(k, 3)}, false)  // newest started: room 7 - prior
+	require.Equal(t, int64(7-9), h.keys[limiter.LimitKey(k)].room.weight, "s1 was in flight when s3 started")
+}
+
+// A key over its limit holds its events while its flag outlasts the hold
+// by holdMargin, and sends them at once when it does not.
+func TestHolder_overKeyHoldsWhileItsFlagStands(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	k := "client=a"
+	over := func(until int64) limiter.Evaluation {
+		return limiter.Evaluation{Key: limiter.LimitKey(k), Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: until}}}
+	}
+	s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 12)}, batchRecs(1), now, 0)
+	h.done(s, []limiter.Evaluation{over(10_000)}, false)
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 5)}, batchRecs(2), now, 7_000)
+	require.Empty(t, held, "7 s + 1 s hold + 1 s margin <= 10 s")
+	sent, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 1)}, batchRecs(3), now, 9_000)
+	require.Empty(t, sent, "held since 7 s: still within")
+	drained, _ := h.takeAll()
+	require.Len(t, drained, 1)
+	h.done(drained, []limiter.Evaluation{over(10_000)}, false)
+	sent, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 5, 1)}, batchRecs(5), now, 8_500)
+	require.Len(t, sent, 1, "8.5 s + 2 s passes the flag's end")
+}
+
+// More than hold_messages messages waiting sends the keys held longest,
+// before their hold is over.
+func TestHolder_fullSendsTheOldest(t *testing.T) {
+	_, rs := holdFixture(t)
+	h := newHolder(time.Minute, 2)
+	now := time.Now()
+	for i, k := range []string{"client=a", "client=b", "client=c"} {
+		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), now, 0)
+		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
+	}
+	var sent []send
+	for i, k := range []string{"client=a", "client=b", "client=c"} {
+		s, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(10+i), 1)}, batchRecs(uint64(10+i)), now.Add(time.Duration(i)*time.Millisecond), 0)
+		if len(s) > 0 {
+			require.Equal(t, map[string]int{sendFull: 1}, why)
+		}
+		sent = append(sent, s...)
+	}
+	require.Len(t, sent, 1, "the third held message passes hold_messages 2")
+	require.Equal(t, limiter.LimitKey("client=a"), sent[0].ka.Key)
+	events, msgs := h.stats()
+	require.Equal(t, 2, events)
+	require.Equal(t, 2, msgs)
+}
