@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type holder struct {
 	rules    *limiter.Ruleset // the ruleset of the rooms and held groups
 	keys     map[limiter.LimitKey]*heldKey
 	queue    []heldRef // keys in the order their first held event came
+	last     time.Time // the latest time plan was given
 	heldMsgs int       // records with a share held
 	heldEvs  int
 }
@@ -67,6 +69,7 @@ type heldKey struct {
 
 	group   *limiter.Group
 	msgs    []limiter.Message
+	top     uint64 // the highest sequence in msgs
 	recs    []*msgRec
 	weight  int64
 	events  int
@@ -124,6 +127,12 @@ func records(msgs []jetstream.Msg, seqs []uint64) map[uint64]*msgRec {
 func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map[uint64]*msgRec, now time.Time, nowMS int64) ([]send, map[string]int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Batches read the time before they take the lock: keep the queue in
+	// time order, so that dueLocked can stop at its first key not due.
+	if now.Before(h.last) {
+		now = h.last
+	}
+	h.last = now
 	why := map[string]int{}
 	var sends []send
 	if rs != h.rules {
@@ -180,7 +189,7 @@ func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppen
 		h.queue = append(h.queue, heldRef{key: k, gen: hk.gen, at: now})
 	}
 	hk.group = ka.Group
-	hk.msgs = mergeMessages(hk.msgs, ka.Messages)
+	hk.msgs, hk.top = mergeMessages(hk.msgs, hk.top, ka.Messages)
 	hk.weight += w
 	hk.events += n
 	h.heldEvs += n
@@ -195,27 +204,24 @@ func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppen
 
 // mergeMessages appends more to msgs, leaving out a message whose sequence
 // msgs already has (a redelivered copy of one held): its events are the
-// same, and the script would count them once anyway.
-func mergeMessages(msgs, more []limiter.Message) []limiter.Message {
+// same, and the script would count them once anyway. top is the highest
+// sequence in msgs: a later one cannot be there, so the common case, a
+// key's messages coming in order, costs no scan of what is held.
+func mergeMessages(msgs []limiter.Message, top uint64, more []limiter.Message) ([]limiter.Message, uint64) {
 	for _, m := range more {
-		dup := false
-		for _, have := range msgs {
-			if have.Seq == m.Seq {
-				dup = true
-				break
-			}
+		if m.Seq <= top && slices.ContainsFunc(msgs, func(h limiter.Message) bool { return h.Seq == m.Seq }) {
+			continue
 		}
-		if !dup {
-			msgs = append(msgs, m)
-		}
+		msgs = append(msgs, m)
+		top = max(top, m.Seq)
 	}
-	return msgs
+	return msgs, top
 }
 
 // takeLocked takes what is held for a key, with more events and records,
 // as one send; its weight counts against the key's room until it is answered.
 func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, more []limiter.Message, mine []*msgRec) send {
-	msgs := mergeMessages(hk.msgs, more)
+	msgs, _ := mergeMessages(hk.msgs, hk.top, more)
 	recs := append(hk.recs, mine...)
 	for _, r := range hk.recs {
 		r.held--
@@ -227,7 +233,7 @@ func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, m
 		g = hk.group
 	}
 	h.heldEvs -= hk.events
-	hk.msgs, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.group = nil, nil, 0, 0, time.Time{}, 0, nil
+	hk.msgs, hk.top, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.group = nil, 0, nil, 0, 0, time.Time{}, 0, nil
 	hk.gen++
 	var w int64
 	for _, m := range msgs {
