@@ -16,7 +16,7 @@ import (
 // and the other messages of the failed sends are negatively acknowledged
 // here.
 func (in *Ingest) storeHeld(ctx context.Context, msgs []jetstream.Msg, seqs []uint64, b *batch) error {
-	recs := records(msgs, seqs)
+	recs := records(msgs, seqs, in.opts.AfterStore != nil)
 	sends, why := in.hold.plan(b.rules, b.appends, recs, time.Now(), limiter.NowMS(in.opts.Clock))
 	ack, nak, err := in.send(ctx, sends, why)
 	if err != nil {
@@ -58,20 +58,39 @@ func (in *Ingest) ackRecs(ack []*msgRec, batch map[uint64]*msgRec) error {
 	if len(ack) == 0 {
 		return nil
 	}
-	msgs := heldMessages(ack)
 	if in.opts.AfterStore != nil {
-		if err := in.opts.AfterStore(msgs); err != nil {
+		if err := in.opts.AfterStore(heldMessages(ack)); err != nil {
 			in.nakRecs(in.hold.fail(ack, batch), time.Second)
 			return fmt.Errorf("after store: %w", err)
 		}
 	}
-	in.ackAll(msgs)
+	in.replyAll(ack, []byte(ackBody))
 	return nil
 }
 
+// ackBody is JetStream's acknowledgement, as jetstream.Msg.Ack sends it.
+const ackBody = "+ACK"
+
+// nakRecs negatively acknowledges records: JetStream delivers their
+// messages again after d.
 func (in *Ingest) nakRecs(recs []*msgRec, d time.Duration) {
-	if len(recs) > 0 {
-		in.nakAll(heldMessages(recs), d)
+	if len(recs) == 0 {
+		return
+	}
+	in.replyAll(recs, fmt.Appendf(nil, "-NAK {\"delay\": %d}", d.Nanoseconds()))
+	in.m.Messages.WithLabelValues("retry").Add(float64(len(recs)))
+}
+
+// replyAll publishes body on the ack subject of every delivery of recs,
+// as jetstream.Msg's Ack and NakWithDelay do (without waiting for a
+// reply).
+func (in *Ingest) replyAll(recs []*msgRec, body []byte) {
+	for _, r := range recs {
+		for _, reply := range r.replies {
+			if err := in.opts.Conn.Publish(reply, body); err != nil {
+				in.m.Errors.WithLabelValues("nats", "ack").Inc()
+			}
+		}
 	}
 }
 

@@ -50,8 +50,13 @@ type holder struct {
 
 // msgRec follows one delivered message until it can be acknowledged.
 type msgRec struct {
-	seq     uint64
-	msgs    []jetstream.Msg // the deliveries of one stream sequence in a batch
+	seq uint64
+	// replies are the ack subjects of the deliveries of one stream
+	// sequence in a batch. A record keeps them, not the messages: a
+	// nats.Msg links to the one received after it, so a held message
+	// would keep every later message alive until it is acknowledged.
+	replies []string
+	msgs    []jetstream.Msg // the messages themselves, only for IngestOptions.AfterStore
 	pending int             // shares not yet stored, plus one while its batch is in hand
 	held    int             // shares waiting in the holder
 	failed  bool            // negatively acknowledged; never acknowledged after that
@@ -108,15 +113,21 @@ func newHolder(hold time.Duration, maxMsgs int) *holder {
 }
 
 // records makes the records of a batch's messages, keyed by stream
-// sequence; each starts with the batch's own hold on it.
-func records(msgs []jetstream.Msg, seqs []uint64) map[uint64]*msgRec {
+// sequence; each starts with the batch's own hold on it. keep keeps the
+// messages too (for the AfterStore hook of tests).
+func records(msgs []jetstream.Msg, seqs []uint64, keep bool) map[uint64]*msgRec {
 	recs := make(map[uint64]*msgRec, len(msgs))
 	for i, m := range msgs {
-		if r := recs[seqs[i]]; r != nil {
-			r.msgs = append(r.msgs, m) // delivered twice in one batch: acknowledged together
-			continue
+		r := recs[seqs[i]]
+		if r == nil {
+			r = &msgRec{seq: seqs[i], pending: 1}
+			recs[seqs[i]] = r
 		}
-		recs[seqs[i]] = &msgRec{seq: seqs[i], msgs: []jetstream.Msg{m}, pending: 1}
+		// A sequence delivered twice in one batch: acknowledged together.
+		r.replies = append(r.replies, m.Reply())
+		if keep {
+			r.msgs = append(r.msgs, m)
+		}
 	}
 	return recs
 }
@@ -459,7 +470,7 @@ func roomOf(g *limiter.Group, ev *limiter.Evaluation) room {
 	return rm
 }
 
-// heldMessages lists the messages of records.
+// heldMessages lists the messages of records (kept only for AfterStore).
 func heldMessages(recs []*msgRec) []jetstream.Msg {
 	var msgs []jetstream.Msg
 	for _, r := range recs {

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ratemon/ratemon/limiter"
@@ -36,7 +35,11 @@ func evalOf(key string, count int64) limiter.Evaluation {
 }
 
 func batchRecs(seqs ...uint64) map[uint64]*msgRec {
-	return records(make([]jetstream.Msg, len(seqs)), seqs)
+	recs := map[uint64]*msgRec{}
+	for _, s := range seqs {
+		recs[s] = &msgRec{seq: s, replies: []string{"ack.reply"}, pending: 1}
+	}
+	return recs
 }
 
 // A send that fails fails its messages: they are negatively acknowledged
