@@ -162,21 +162,20 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 		var w int64
 		n := 0
 		holdable := true
+		mine := make([]*msgRec, 0, len(ka.Messages))
 		for _, m := range ka.Messages {
-			if m.Seq == 0 || recs[m.Seq] == nil {
+			r := recs[m.Seq]
+			if r != nil {
+				r.pending++
+				mine = append(mine, r)
+			}
+			if r == nil || m.Seq == 0 {
 				holdable = false // no record to acknowledge it by
 			}
 			for _, e := range m.Events {
 				w += e.Weight
 			}
 			n += len(m.Events)
-		}
-		mine := make([]*msgRec, 0, len(ka.Messages))
-		for _, m := range ka.Messages {
-			if r := recs[m.Seq]; r != nil {
-				r.pending++
-				mine = append(mine, r)
-			}
 		}
 		start := nowMS
 		if !hk.since.IsZero() {
@@ -188,7 +187,7 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 			continue
 		}
 		why[sendNear]++
-		sends = append(sends, h.takeLocked(ka.Key, hk, ka.Group, ka.Messages, mine))
+		sends = append(sends, h.takeLocked(ka.Key, hk, ka.Group, ka.Messages, mine, w))
 	}
 	return append(sends, h.dueLocked(now, why)...), why
 }
@@ -229,9 +228,11 @@ func mergeMessages(msgs []limiter.Message, top uint64, more []limiter.Message) (
 	return msgs, top
 }
 
-// takeLocked takes what is held for a key, with more events and records,
-// as one send; its weight counts against the key's room until it is answered.
-func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, more []limiter.Message, mine []*msgRec) send {
+// takeLocked takes what is held for a key, with more events (of weight
+// moreW) and records, as one send; its weight counts against the key's
+// room until it is answered (a redelivered copy left out by the merge
+// still counts: the bound stays on the safe side).
+func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, more []limiter.Message, mine []*msgRec, moreW int64) send {
 	msgs, _ := mergeMessages(hk.msgs, hk.top, more)
 	recs := append(hk.recs, mine...)
 	for _, r := range hk.recs {
@@ -244,14 +245,9 @@ func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, m
 		g = hk.group
 	}
 	h.heldEvs -= hk.events
+	w := hk.weight + moreW
 	hk.msgs, hk.top, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.group = nil, 0, nil, 0, 0, time.Time{}, 0, nil
 	hk.gen++
-	var w int64
-	for _, m := range msgs {
-		for _, e := range m.Events {
-			w += e.Weight
-		}
-	}
 	hk.sent++
 	sd := send{ka: limiter.KeyAppend{Key: k, Group: g, Messages: msgs}, recs: recs, hk: hk, id: hk.sent, weight: w, prior: hk.inflightW}
 	hk.inflight++
@@ -278,7 +274,7 @@ func (h *holder) dueLocked(now time.Time, why map[string]int) []send {
 			continue // sent since
 		}
 		why[reason]++
-		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil))
+		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil, 0))
 	}
 	h.queue = h.queue[i:]
 	if len(h.queue) == 0 || cap(h.queue) > 4*len(h.queue)+64 {
@@ -311,7 +307,7 @@ func (h *holder) takeAllLocked(reason string, why map[string]int) []send {
 			continue
 		}
 		why[reason]++
-		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil))
+		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil, 0))
 	}
 	h.queue = nil
 	return sends

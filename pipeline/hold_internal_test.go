@@ -157,3 +157,31 @@ func TestHolder_fullSendsTheOldest(t *testing.T) {
 	require.Equal(t, 2, events)
 	require.Equal(t, 2, msgs)
 }
+
+// The hold is cut to a quarter of the shortest window, so that a held
+// event is still in every window that counts it when it is sent.
+func TestHoldFor_quarterOfTheShortestWindow(t *testing.T) {
+	rules := []limiter.Rule{{Name: "a", Limit: 10, Window: time.Minute}, {Name: "b", Limit: 10, Window: 2 * time.Second}}
+	for i := range rules {
+		rules[i].SetDefaults()
+	}
+	rs, err := limiter.NewRuleset(rules)
+	require.NoError(t, err)
+	require.Equal(t, 500*time.Millisecond, holdFor(time.Second, rs))
+	require.Equal(t, 200*time.Millisecond, holdFor(200*time.Millisecond, rs))
+}
+
+// sweep forgets idle keys that hold nothing, and only those.
+func TestHolder_sweepForgetsIdleEmptyKeys(t *testing.T) {
+	h, rs := holdFixture(t)
+	then := time.Now()
+	for i, k := range []string{"client=a", "client=b"} {
+		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), then, 0)
+		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
+	}
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=b", 3, 1)}, batchRecs(3), then, 0)
+	require.Empty(t, held)
+	h.sweep(then.Add(time.Second))
+	require.NotContains(t, h.keys, limiter.LimitKey("client=a"), "idle and empty")
+	require.Contains(t, h.keys, limiter.LimitKey("client=b"), "holds an event")
+}

@@ -109,3 +109,26 @@ func TestPipeline_heldEventsAreSentAfterHold(t *testing.T) {
 	}
 	compare(t, h, modelOf(h.rules, now, trace), now, started)
 }
+
+// ingest.hold below zero turns holding off: every batch sends every key
+// it touches, and the holder's metrics stay at zero.
+func TestPipeline_negativeHoldTurnsHoldingOff(t *testing.T) {
+	started := time.Now()
+	now := started.UnixMilli()
+	clock := limiter.FixedClock(time.UnixMilli(now))
+	h := newHarness(t, []limiter.Rule{{Name: "minute", Limit: 1000, Window: time.Minute}}, clock)
+	h.tune = func(c *pipeline.IngestConfig) { c.Hold = -time.Second }
+	h.start(nil)
+	var trace []event.Event
+	for round := range 2 {
+		e := event.Event{Client: "c0", TS: now - 5000 + int64(round), Weight: 1}
+		trace = append(trace, e)
+		h.publish("svc", []event.Event{e}, 1)
+		h.waitDrained(30 * time.Second)
+		require.Equal(t, int64(round+1), countOf(t, h, "c0"), "stored with its own batch")
+	}
+	for _, reason := range []string{"near", "age", "full", "drain"} {
+		require.Zero(t, testutilValue(h.metrics.HoldSends.WithLabelValues(reason)), reason)
+	}
+	compare(t, h, modelOf(h.rules, now, trace), now, started)
+}
