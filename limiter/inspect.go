@@ -75,9 +75,9 @@ func (s *Store) Check(ctx context.Context, rs *Ruleset, e event.Event) (CheckRes
 		return res, fmt.Errorf("check: %w", err)
 	}
 	for _, t := range targets {
-		v, ok := t.cmd.cmd.Val().([]any)
+		v, ok := t.cmd.val.([]any)
 		if !ok || len(v) != 5 {
-			return res, fmt.Errorf("check %s: unexpected reply %v", t.key, t.cmd.cmd.Val())
+			return res, fmt.Errorf("check %s: unexpected reply %v", t.key, t.cmd.val)
 		}
 		if pttl := asInt(v[0]); pttl > 0 {
 			res.Allowed = false

@@ -103,9 +103,9 @@ func (s *Store) Manual(ctx context.Context, r ManualRequest) (Entry, *Decision, 
 	if err := s.exec(ctx, []*call{c}); err != nil {
 		return Entry{}, nil, fmt.Errorf("%s %s: %w", r.Op, r.Key, err)
 	}
-	v, ok := c.cmd.Val().([]any)
+	v, ok := c.val.([]any)
 	if !ok || len(v) != 2 {
-		return Entry{}, nil, fmt.Errorf("%s %s: unexpected reply %v", r.Op, r.Key, c.cmd.Val())
+		return Entry{}, nil, fmt.Errorf("%s %s: unexpected reply %v", r.Op, r.Key, c.val)
 	}
 	var d *Decision
 	if ch, _ := v[0].([]any); len(ch) > 0 {

@@ -1,9 +1,13 @@
 package limiter
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ratemon/ratemon/internal/testenv"
 )
 
 // TestSplitUnits checks that pipelines are cut by work, not by call count:
@@ -46,4 +50,36 @@ func TestSplitUnits(t *testing.T) {
 		flat = append(flat, p...)
 	}
 	require.Equal(t, calls, flat)
+}
+
+// TestExec_argumentsLiveOnePipelineAtATime checks that calls with a build
+// function get their arguments only when their pipeline is sent and drop
+// them once it has answered, so that a large batch never holds the
+// arguments of all its calls at once; every reply is still kept.
+func TestExec_argumentsLiveOnePipelineAtATime(t *testing.T) {
+	rdb := testenv.Redis(t)
+	s := &Store{rdb: rdb, chunk: 4}
+	echo := redis.NewScript(`return ARGV[1]`)
+	require.NoError(t, echo.Load(t.Context(), rdb).Err())
+	calls := make([]*call, 10)
+	most := 0
+	for i := range calls {
+		calls[i] = &call{script: echo, events: 0, build: func() ([]string, []any) {
+			live := 0
+			for _, c := range calls {
+				if c.args != nil {
+					live++
+				}
+			}
+			most = max(most, live)
+			return []string{fmt.Sprintf("{t}%d", i)}, []any{i}
+		}}
+	}
+	require.NoError(t, s.exec(t.Context(), calls))
+	require.Equal(t, 3, most, "at most the other calls of one pipeline of 4 hold arguments")
+	for i, c := range calls {
+		require.Nil(t, c.args)
+		require.Nil(t, c.cmd)
+		require.Equal(t, fmt.Sprint(i), c.val)
+	}
 }

@@ -71,8 +71,13 @@ type call struct {
 	script *redis.Script
 	keys   []string
 	args   []any
+	// build, when set, makes keys and args just before the call's pipeline
+	// is sent, and they are dropped once it has answered: a batch's calls
+	// then hold their arguments one pipeline at a time, not all at once.
+	build  func() ([]string, []any)
 	events int // events it appends: its share of a pipeline (see units)
 	cmd    *redis.Cmd
+	val    any // the reply, once the pipeline has answered
 }
 
 // units is the call's weight in a pipeline: one, plus one per eight events
@@ -124,10 +129,19 @@ func (s *Store) execChunk(ctx context.Context, calls []*call) error {
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()
 		for _, c := range todo {
+			if c.build != nil && c.args == nil {
+				c.keys, c.args = c.build()
+			}
 			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {
+			for _, c := range calls {
+				c.val = c.cmd.Val()
+				if c.build != nil {
+					c.keys, c.args, c.cmd = nil, nil, nil
+				}
+			}
 			return nil
 		}
 		var retry []*call
@@ -197,7 +211,7 @@ func (s *Store) Append(ctx context.Context, floor uint64, batch []KeyAppend) (Ap
 		return res, fmt.Errorf("append window logs: %w", err)
 	}
 	for _, c := range calls {
-		if err := res.add(c.cmd.Val()); err != nil {
+		if err := res.add(c.val); err != nil {
 			return res, fmt.Errorf("append window logs: %w", err)
 		}
 	}
@@ -219,9 +233,9 @@ func (s *Store) AppendEvaluate(ctx context.Context, floor uint64, batch []KeyApp
 	}
 	evals := make([]Evaluation, len(calls))
 	for i, c := range calls {
-		v, ok := c.cmd.Val().([]any)
+		v, ok := c.val.([]any)
 		if !ok || len(v) != 3 {
-			return res, nil, fmt.Errorf("append and evaluate %s: unexpected reply %v", batch[i].Key, c.cmd.Val())
+			return res, nil, fmt.Errorf("append and evaluate %s: unexpected reply %v", batch[i].Key, c.val)
 		}
 		if err := res.add(v[0]); err != nil {
 			return res, nil, err
@@ -283,25 +297,40 @@ func windowArgs(args []any, now int64, floor uint64, lk string, g *Group) []any 
 // windowCall builds a call of script for one key, with the messages (if
 // any) after the rules.
 func (s *Store) windowCall(script *redis.Script, now int64, floor uint64, k LimitKey, g *Group, msgs []Message) *call {
-	lk := string(k)
 	nev := 0
 	for _, m := range msgs {
 		nev += len(m.Events)
 	}
-	args := make([]any, 0, 5+6*len(g.Rules)+2*len(msgs)+4*nev)
+	return &call{script: script, events: nev, build: func() ([]string, []any) {
+		return s.windowCallArgs(now, floor, k, g, msgs)
+	}}
+}
+
+// windowCallArgs makes the KEYS and ARGV of a windowCall.
+func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, msgs []Message) ([]string, []any) {
+	lk := string(k)
+	long := 0
+	all := uint64(1)<<uint(len(g.Rules)) - 1
+	var short []bool // per message: the packed short form
+	if len(msgs) > 0 {
+		short = make([]bool, len(msgs))
+	}
+	for i, m := range msgs {
+		if short[i] = compact(m.Events, all); !short[i] {
+			long += len(m.Events)
+		}
+	}
+	args := make([]any, 0, 5+6*len(g.Rules)+3*len(msgs)+4*long)
 	args = windowArgs(args, now, floor, lk, g)
 	if msgs != nil {
 		args = append(args, len(msgs))
 		mask := make([]byte, len(g.Rules))
-		all := uint64(1)<<uint(len(g.Rules)) - 1
-		for _, m := range msgs {
-			if compact(m.Events, all) {
-				// The short form: a negative count, then ts and weight
-				// per event; every rule counts each, none has an id.
-				args = append(args, strconv.FormatUint(m.Seq, 10), -len(m.Events))
-				for _, e := range m.Events {
-					args = append(args, e.TS, e.Weight)
-				}
+		for i, m := range msgs {
+			if short[i] {
+				// The short form: a negative count, then the events
+				// packed in one argument; every rule counts each, none
+				// has an id.
+				args = append(args, strconv.FormatUint(m.Seq, 10), -len(m.Events), packEvents(m.Events))
 				continue
 			}
 			args = append(args, strconv.FormatUint(m.Seq, 10), len(m.Events))
@@ -316,19 +345,42 @@ func (s *Store) windowCall(script *redis.Script, now int64, floor uint64, k Limi
 			}
 		}
 	}
-	return &call{script: script, keys: s.windowKeys(lk, g), args: args, events: nev}
+	keys := s.windowKeys(lk, g)
+	return keys, args
 }
 
+// Bounds of the packed short form: a time in 6 bytes, a weight in 3.
+const (
+	packedEventBytes = 9
+	maxPackedTS      = 1<<48 - 1
+	maxPackedWeight  = 1<<24 - 1
+)
+
 // compact reports whether every event counts for every rule of its group
-// (mask all) and carries no id: window.lua then takes them as ts and weight
-// only.
+// (mask all), carries no id, and fits the packed form: window.lua then
+// takes them as ts and weight only, from one argument (packEvents).
 func compact(evs []Event, all uint64) bool {
 	for _, e := range evs {
-		if e.Mask&all != all || e.ID != "" {
+		if e.Mask&all != all || e.ID != "" || e.TS < 0 || e.TS > maxPackedTS || e.Weight < 0 || e.Weight > maxPackedWeight {
 			return false
 		}
 	}
 	return true
+}
+
+// packEvents encodes events of the short form as one string, 9 bytes per
+// event: the time in 6 bytes and the weight in 3, little-endian. One
+// argument costs Redis one string where two per event cost two, and the
+// script reads them with one string.byte per event instead of two
+// tonumber (see append in window.lua).
+func packEvents(evs []Event) string {
+	b := make([]byte, 0, packedEventBytes*len(evs))
+	for _, e := range evs {
+		ts, w := uint64(e.TS), uint64(e.Weight)
+		b = append(b, byte(ts), byte(ts>>8), byte(ts>>16), byte(ts>>24), byte(ts>>32), byte(ts>>40),
+			byte(w), byte(w>>8), byte(w>>16))
+	}
+	return string(b)
 }
 
 // RuleState is a rule's view of one limit key after an evaluation.
@@ -367,7 +419,7 @@ func (s *Store) Evaluate(ctx context.Context, rs *Ruleset, keys []LimitKey) ([]E
 		return nil, fmt.Errorf("evaluate limit keys: %w", err)
 	}
 	for i, c := range calls {
-		v, _ := c.cmd.Val().([]any)
+		v, _ := c.val.([]any)
 		if err := parseEvaluation(v, &evals[i]); err != nil {
 			return nil, fmt.Errorf("evaluate %s: %w", evals[i].Key, err)
 		}

@@ -114,3 +114,56 @@ func TestStore_denyForTrips(t *testing.T) {
 	require.Equal(t, trip+15*60_000, evs[0].Changes[0].Until)
 	require.Equal(t, int64(0), evs[0].Rules[0].Count, "the attempts left the window long ago")
 }
+
+// TestStore_packedEventsCountAsTheLongForm appends the same events to two
+// keys: packed (every rule counts them, no id) and in the long form (one
+// event carries an id, which forces it for the whole message). Weights and
+// times that use every byte of the packed form must count the same, a
+// duplicate message once, in both.
+func TestStore_packedEventsCountAsTheLongForm(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st, rs, _, _ := newFixture(t, []limiter.Rule{
+		{Name: "a", Limit: 100_000_000, Window: time.Hour},
+		{Name: "b", Limit: 100_000_000, Window: 10 * time.Minute},
+	}, now)
+	ctx := t.Context()
+	g := &rs.Groups()[0]
+	weights := []int64{1, 255, 256, 65_535, 65_536, 999_999, 1_000_000, 7}
+	offsets := []int64{0, 1, 255, 256, 65_536, 300_000, 3_599_000, 42}
+	var packed, long []limiter.Event
+	var want int64
+	for i, w := range weights {
+		e := limiter.Event{TS: now - offsets[i], Weight: w, Mask: 3}
+		packed = append(packed, e)
+		long = append(long, e)
+		want += w
+	}
+	long[0].ID = "first"
+	kp, kl := limiter.LimitKey("client=packed"), limiter.LimitKey("client=long")
+	batch := []limiter.KeyAppend{
+		{Key: kp, Group: g, Messages: []limiter.Message{{Seq: 10, Events: packed}, {Seq: 11, Events: packed[:1]}}},
+		{Key: kl, Group: g, Messages: []limiter.Message{{Seq: 10, Events: long}, {Seq: 11, Events: packed[:1]}}},
+	}
+	var inTen int64 = 1 // rule b's window: the second message's event, at now, and those of the last 10 minutes
+	for i, w := range weights {
+		if offsets[i] < 600_000 {
+			inTen += w
+		}
+	}
+	res, evs, err := st.AppendEvaluate(ctx, 0, batch)
+	require.NoError(t, err)
+	// Accepted sums the weight each rule took: rule b drops the event
+	// older than its retention.
+	require.Equal(t, 2*(want+1+inTen), res.Accepted)
+	// The same messages again: duplicates, nothing counted.
+	res2, _, err := st.AppendEvaluate(ctx, 0, batch)
+	require.NoError(t, err)
+	require.Zero(t, res2.Accepted)
+	require.Equal(t, 4, int(res2.DupMessages))
+	require.Len(t, evs, 2)
+	for _, e := range evs {
+		require.Equal(t, want+1, e.Rules[0].Count, "%s, rule a", e.Key)
+		require.Equal(t, inTen, e.Rules[1].Count, "%s, rule b", e.Key)
+		require.Equal(t, now, e.Rules[0].Newest, "%s", e.Key)
+	}
+}

@@ -123,9 +123,9 @@ func (s *Store) counts(ctx context.Context, r *Rule, keys []LimitKey) ([]TopEntr
 	}
 	out := make([]TopEntry, 0, len(keys))
 	for i, c := range calls {
-		v, ok := c.cmd.Val().([]any)
+		v, ok := c.val.([]any)
 		if !ok || len(v) != 5 {
-			return nil, fmt.Errorf("read counts of %s: unexpected reply %v", keys[i], c.cmd.Val())
+			return nil, fmt.Errorf("read counts of %s: unexpected reply %v", keys[i], c.val)
 		}
 		rules, _ := v[4].([]any)
 		f, _ := rules[0].([]any)

@@ -30,6 +30,13 @@ func newBatch(rs *limiter.Ruleset) *batch {
 // counts for.
 func (b *batch) add(seq uint64, e *event.Event) {
 	b.hits = b.rules.Match(b.hits[:0], e)
+	// e's strings share one allocation with all its fields; the batch may
+	// be held for a while, so it keeps its own copy of the id, and none
+	// (not even an empty slice of that allocation) when there is no id.
+	id := ""
+	if e.ID != "" && len(b.hits) > 0 {
+		id = strings.Clone(e.ID)
+	}
 	for _, h := range b.hits {
 		i, ok := b.index[h.Key]
 		if !ok {
@@ -42,7 +49,7 @@ func (b *batch) add(seq uint64, e *event.Event) {
 			ka.Messages = append(ka.Messages, limiter.Message{Seq: seq})
 		}
 		m := &ka.Messages[len(ka.Messages)-1]
-		m.Events = append(m.Events, limiter.Event{TS: e.TS, Weight: e.Weight, Mask: h.Mask, ID: e.ID})
+		m.Events = append(m.Events, limiter.Event{TS: e.TS, Weight: e.Weight, Mask: h.Mask, ID: id})
 	}
 }
 

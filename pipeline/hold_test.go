@@ -101,6 +101,11 @@ func TestPipeline_heldEventsAreSentAfterHold(t *testing.T) {
 			trace = append(trace, e)
 			h.publish("svc", []event.Event{e}, 1)
 		}
+		if round == 0 {
+			// A key is held only once an evaluation has told its room:
+			// the first round must be stored before the others come.
+			h.waitDrained(30 * time.Second)
+		}
 	}
 	h.waitDrained(30 * time.Second)
 	require.Positive(t, testutilValue(h.metrics.HoldSends.WithLabelValues("age")))

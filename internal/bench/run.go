@@ -175,6 +175,13 @@ func (b *Bench) measure(ctx context.Context, cfg *config.Config, dir string, lks
 		return nil
 	}
 	if o.Backlog {
+		// The backlog builds up while ratemon is stopped but Redis keeps
+		// its state: the marker says so. Without it the daemon would find
+		// Redis empty and rebuild the windows from the stream (see
+		// docs/RELIABILITY.md) instead of draining its consumer.
+		if err := b.rdb.Set(ctx, mustKeys(cfg).Marker(), `{"by":"ratemon bench"}`, 0).Err(); err != nil {
+			return nil, fmt.Errorf("write the state marker: %w", err)
+		}
 		if err := publish(); err != nil {
 			return nil, err
 		}

@@ -101,7 +101,9 @@ end
 -- append adds the messages of ARGV from index a: nmsgs, then per message
 -- seq ("0": none) and nevents, then per event ts, weight, mask ("1" at
 -- position i when rule i counts it), id ("" for none); or, when nevents is
--- negative, -nevents events of ts and weight only, counted by every rule. A message already
+-- negative, one argument packing -nevents events of ts and weight only,
+-- counted by every rule: 9 bytes each, ts in 6 and weight in 3,
+-- little-endian (packEvents in store.go). A message already
 -- applied (its JetStream sequence is in the seen set) and an event id
 -- already counted are skipped; then each rule takes its events in event-time
 -- order and drops those at or before T - retention.
@@ -141,7 +143,13 @@ local function append(cx, a)
         end
       end
       local n = tonumber(ARGV[p + 1])
-      if n < 0 then p = p + 2 - 2 * n else p = p + 2 + 4 * n end
+      if n < 0 then
+        -- checked before anything is written: a script error undoes nothing
+        if #ARGV[p + 2] ~= -9 * n then error('packed events: want ' .. s(-9 * n) .. ' bytes, got ' .. s(#ARGV[p + 2])) end
+        p = p + 3
+      else
+        p = p + 2 + 4 * n
+      end
     end
   end
   if #seqs > 0 then
@@ -164,8 +172,8 @@ local function append(cx, a)
   for _ = 1, nmsgs do
     local seq, nev = ARGV[a], tonumber(ARGV[a + 1])
     a = a + 2
-    local width = 4
-    if nev < 0 then nev, width = -nev, 2 end
+    local packed = nev < 0
+    if packed then nev = -nev end
     local fresh = true
     if seq ~= '0' then
       fresh = newseq[seq]
@@ -173,12 +181,18 @@ local function append(cx, a)
       newseq[seq] = false
       if not fresh then dupmsgs = dupmsgs + 1 end
     end
-    if fresh and width == 2 then
-      for e = 0, nev - 1 do
-        local p = a + 2 * e
-        local ts, w = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
-        for i = 1, nrules do tally(cx.rules[i], ts, w) end
+    if packed then
+      local b = ARGV[a]
+      if fresh then
+        local byte = string.byte
+        for p = 1, 9 * nev, 9 do
+          local t0, t1, t2, t3, t4, t5, w0, w1, w2 = byte(b, p, p + 8)
+          local ts = t0 + 256 * (t1 + 256 * (t2 + 256 * (t3 + 256 * (t4 + 256 * t5))))
+          local w = w0 + 256 * (w1 + 256 * w2)
+          for i = 1, nrules do tally(cx.rules[i], ts, w) end
+        end
       end
+      a = a + 1
     elseif fresh then
       for e = 0, nev - 1 do
         local p = a + 4 * e
@@ -203,7 +217,7 @@ local function append(cx, a)
         end
       end
     end
-    a = a + width * nev
+    if not packed then a = a + 4 * nev end
   end
   -- Sequences at or below the ack floor can never come back: they are
   -- dropped once the floor has moved SEEN_TRIM past the last trim.
