@@ -320,6 +320,14 @@ func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, ms
 			long += len(m.Events)
 		}
 	}
+	if len(msgs) > 0 && long == 0 && packable(msgs) {
+		// Every message in the short form: all of them in one argument,
+		// and the seen-set member they make (see packMessages).
+		args := make([]any, 0, 7+6*len(g.Rules))
+		args = windowArgs(args, now, floor, lk, g)
+		args = append(args, -len(msgs), packMessages(msgs), seenMember(msgs))
+		return s.windowKeys(lk, g), args
+	}
 	args := make([]any, 0, 5+6*len(g.Rules)+3*len(msgs)+4*long)
 	args = windowArgs(args, now, floor, lk, g)
 	if msgs != nil {
@@ -347,40 +355,6 @@ func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, ms
 	}
 	keys := s.windowKeys(lk, g)
 	return keys, args
-}
-
-// Bounds of the packed short form: a time in 6 bytes, a weight in 3.
-const (
-	packedEventBytes = 9
-	maxPackedTS      = 1<<48 - 1
-	maxPackedWeight  = 1<<24 - 1
-)
-
-// compact reports whether every event counts for every rule of its group
-// (mask all), carries no id, and fits the packed form: window.lua then
-// takes them as ts and weight only, from one argument (packEvents).
-func compact(evs []Event, all uint64) bool {
-	for _, e := range evs {
-		if e.Mask&all != all || e.ID != "" || e.TS < 0 || e.TS > maxPackedTS || e.Weight < 0 || e.Weight > maxPackedWeight {
-			return false
-		}
-	}
-	return true
-}
-
-// packEvents encodes events of the short form as one string, 9 bytes per
-// event: the time in 6 bytes and the weight in 3, little-endian. One
-// argument costs Redis one string where two per event cost two, and the
-// script reads them with one string.byte per event instead of two
-// tonumber (see append in window.lua).
-func packEvents(evs []Event) string {
-	b := make([]byte, 0, packedEventBytes*len(evs))
-	for _, e := range evs {
-		ts, w := uint64(e.TS), uint64(e.Weight)
-		b = append(b, byte(ts), byte(ts>>8), byte(ts>>16), byte(ts>>24), byte(ts>>32), byte(ts>>40),
-			byte(w), byte(w>>8), byte(w>>16))
-	}
-	return string(b)
 }
 
 // RuleState is a rule's view of one limit key after an evaluation.

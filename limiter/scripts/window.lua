@@ -103,16 +103,25 @@ end
 -- position i when rule i counts it), id ("" for none); or, when nevents is
 -- negative, one argument packing -nevents events of ts and weight only,
 -- counted by every rule: 9 bytes each, ts in 6 and weight in 3,
--- little-endian (packEvents in store.go). A message already
--- applied (its JetStream sequence is in the seen set) and an event id
--- already counted are skipped; then each rule takes its events in event-time
--- order and drops those at or before T - retention.
+-- little-endian (packEvents in pack.go). When nmsgs itself is negative,
+-- -nmsgs messages of that packed kind all come in one argument, each as
+-- seq in 6 bytes (0: none), its event count in 3, then its events; and
+-- then the seen-set member they make when all are new (packMessages and
+-- seenMember in pack.go). A message already applied (its JetStream
+-- sequence is in the seen set) and an event id already counted are
+-- skipped; then each rule takes its events in event-time order and drops
+-- those at or before T - retention.
 -- Returns {accepted weight, duplicate messages, duplicate ids, dropped weight}.
 local function append(cx, a)
   local now, nrules = cx.now, #cx.rules
+  local byte = string.byte
   for _, r in ipairs(cx.rules) do r.agg, r.n = {}, 0 end
   local dupmsgs, dupids = 0, 0
   local nmsgs = tonumber(ARGV[a]); a = a + 1
+  local blob, member = nil, nil
+  if nmsgs < 0 then
+    nmsgs, blob, member = -nmsgs, ARGV[a], ARGV[a + 1]
+  end
   -- The seen set records the messages applied to this key: one member per
   -- call, the sequences it applied joined by ',', scored by the highest.
   -- A message is new unless a member scored at or above its sequence lists
@@ -125,77 +134,107 @@ local function append(cx, a)
   -- Only live appends (which pass the ack floor) apply the rule: a rebuild
   -- (floor 0) must replay what a trim on the emptied Redis recorded in _s.
   local trimmed = cx.floor > 0 and num(cx.prev['_s'], 0) or 0
-  local newseq = {}
-  local seqs = {}
-  local lo = math.huge
-  do
-    local p = a
+  local newseq = {} -- sequence (a number) -> new in this call
+  local seqs = {}   -- the call's sequences, first occurrences, in order
+  local heads = {}  -- per message: its sequence (0: none), then where its events start, then how many
+  local lo, top, fresh_all = math.huge, 0, true
+  local function see(n)
+    if n == 0 then return end
+    if n <= trimmed then
+      newseq[n] = false
+      fresh_all = false
+    elseif newseq[n] == nil then
+      newseq[n] = true
+      seqs[#seqs + 1] = n
+      if n < lo then lo = n end
+      if n > top then top = n end
+    else
+      fresh_all = false -- twice in one call
+    end
+  end
+  -- Read every message's head first: a malformed argument is refused
+  -- before anything is written (a script error undoes nothing).
+  if blob then
+    local p, len = 1, #blob
     for m = 1, nmsgs do
-      local seq = ARGV[p]
-      if seq ~= '0' then
-        local n = tonumber(seq)
-        if n <= trimmed then
-          newseq[seq] = false
-        elseif newseq[seq] == nil then
-          newseq[seq] = true
-          seqs[#seqs + 1] = seq
-          if n < lo then lo = n end
-        end
-      end
-      local n = tonumber(ARGV[p + 1])
-      if n < 0 then
-        -- checked before anything is written: a script error undoes nothing
-        if #ARGV[p + 2] ~= -9 * n then error('packed events: want ' .. s(-9 * n) .. ' bytes, got ' .. s(#ARGV[p + 2])) end
+      if p + 8 > len then error('packed messages: message ' .. s(m) .. ' of ' .. s(nmsgs) .. ' is cut short') end
+      local q0, q1, q2, q3, q4, q5, c0, c1, c2 = byte(blob, p, p + 8)
+      local n = q0 + 256 * (q1 + 256 * (q2 + 256 * (q3 + 256 * (q4 + 256 * q5))))
+      local nev = c0 + 256 * (c1 + 256 * c2)
+      see(n)
+      heads[#heads + 1] = n
+      heads[#heads + 1] = p + 9
+      heads[#heads + 1] = nev
+      p = p + 9 + 9 * nev
+    end
+    if p ~= len + 1 then error('packed messages: want ' .. s(p - 1) .. ' bytes, got ' .. s(len)) end
+  else
+    local p = a
+    for _ = 1, nmsgs do
+      local n = tonumber(ARGV[p])
+      see(n)
+      local nev = tonumber(ARGV[p + 1])
+      if nev < 0 then
+        if #ARGV[p + 2] ~= -9 * nev then error('packed events: want ' .. s(-9 * nev) .. ' bytes, got ' .. s(#ARGV[p + 2])) end
+        heads[#heads + 1] = n
+        heads[#heads + 1] = p + 2
+        heads[#heads + 1] = nev
         p = p + 3
       else
-        p = p + 2 + 4 * n
+        heads[#heads + 1] = n
+        heads[#heads + 1] = p + 2
+        heads[#heads + 1] = nev
+        p = p + 2 + 4 * nev
       end
     end
   end
   if #seqs > 0 then
     local known = redis.call('ZRANGEBYSCORE', cx.seen, s(lo), '+inf')
-    for _, member in ipairs(known) do
-      for seq in string.gmatch(member, '[^,]+') do
-        if newseq[seq] then newseq[seq] = false end
-      end
-    end
-    local add, top = {}, 0
-    for _, seq in ipairs(seqs) do
-      if newseq[seq] then
-        add[#add + 1] = seq
+    for _, m in ipairs(known) do
+      for seq in string.gmatch(m, '[^,]+') do
         local n = tonumber(seq)
-        if n > top then top = n end
-      end
-    end
-    if #add > 0 then redis.call('ZADD', cx.seen, s(top), table.concat(add, ',')) end
-  end
-  for _ = 1, nmsgs do
-    local seq, nev = ARGV[a], tonumber(ARGV[a + 1])
-    a = a + 2
-    local packed = nev < 0
-    if packed then nev = -nev end
-    local fresh = true
-    if seq ~= '0' then
-      fresh = newseq[seq]
-      -- a sequence twice in one call counts the first time only
-      newseq[seq] = false
-      if not fresh then dupmsgs = dupmsgs + 1 end
-    end
-    if packed then
-      local b = ARGV[a]
-      if fresh then
-        local byte = string.byte
-        for p = 1, 9 * nev, 9 do
-          local t0, t1, t2, t3, t4, t5, w0, w1, w2 = byte(b, p, p + 8)
-          local ts = t0 + 256 * (t1 + 256 * (t2 + 256 * (t3 + 256 * (t4 + 256 * t5))))
-          local w = w0 + 256 * (w1 + 256 * w2)
-          for i = 1, nrules do tally(cx.rules[i], ts, w) end
+        if newseq[n] then
+          newseq[n] = false
+          fresh_all = false
         end
       end
-      a = a + 1
+    end
+    if not (member and fresh_all) then
+      -- some sequences were applied before: the member lists the others
+      local add = {}
+      top = 0
+      for _, n in ipairs(seqs) do
+        if newseq[n] then
+          add[#add + 1] = s(n)
+          if n > top then top = n end
+        end
+      end
+      member = #add > 0 and table.concat(add, ',') or nil
+    end
+    if member then redis.call('ZADD', cx.seen, s(top), member) end
+  end
+  local rules = cx.rules
+  for h = 1, #heads, 3 do
+    local n, at, nev = heads[h], heads[h + 1], heads[h + 2]
+    local fresh = true
+    if n ~= 0 then
+      fresh = newseq[n]
+      -- a sequence twice in one call counts the first time only
+      newseq[n] = false
+      if not fresh then dupmsgs = dupmsgs + 1 end
+    end
+    if fresh and (blob or nev < 0) then
+      local b, first = blob, at
+      if not blob then b, first, nev = ARGV[at], 1, -nev end
+      for p = first, first + 9 * nev - 1, 9 do
+        local t0, t1, t2, t3, t4, t5, w0, w1, w2 = byte(b, p, p + 8)
+        local ts = t0 + 256 * (t1 + 256 * (t2 + 256 * (t3 + 256 * (t4 + 256 * t5))))
+        local w = w0 + 256 * (w1 + 256 * w2)
+        for i = 1, nrules do tally(rules[i], ts, w) end
+      end
     elseif fresh then
       for e = 0, nev - 1 do
-        local p = a + 4 * e
+        local p = at + 4 * e
         local ts, w, mask, id = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), ARGV[p + 2], ARGV[p + 3]
         local count = true
         if id ~= '' then
@@ -212,12 +251,11 @@ local function append(cx, a)
         end
         if count then
           for i = 1, nrules do
-            if string.byte(mask, i) == 49 then tally(cx.rules[i], ts, w) end -- '1'
+            if byte(mask, i) == 49 then tally(rules[i], ts, w) end -- '1'
           end
         end
       end
     end
-    if not packed then a = a + 4 * nev end
   end
   -- Sequences at or below the ack floor can never come back: they are
   -- dropped once the floor has moved SEEN_TRIM past the last trim.
