@@ -170,13 +170,21 @@ func (h *harness) publishRaw(service string, data []byte) {
 }
 
 // waitDrained polls until every published message is acknowledged and every
-// work notice evaluated.
+// work notice evaluated. The ack floor must reach the stream's last
+// message: right after a publish the consumer may not count the new
+// message as pending yet.
 func (h *harness) waitDrained(timeout time.Duration) {
 	h.t.Helper()
 	c := h.consumer()
+	s, err := h.js.Stream(h.t.Context(), h.spec.Stream)
+	require.NoError(h.t, err)
 	require.Eventually(h.t, func() bool {
+		si, err := s.Info(h.t.Context())
+		if err != nil {
+			return false
+		}
 		info, err := c.Info(h.t.Context())
-		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 {
+		if err != nil || info.NumPending > 0 || info.NumAckPending > 0 || info.AckFloor.Stream < si.State.LastSeq {
 			return false
 		}
 		for s := range 4 {

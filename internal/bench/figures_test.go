@@ -107,3 +107,16 @@ func TestNum(t *testing.T) {
 	require.Equal(t, "-1,000", num(-1000))
 	require.Equal(t, "12", num(12))
 }
+
+// The RSS figures: a run whose memory settles has no growth from its
+// first half to its second; one that keeps growing shows it.
+func TestSummarizeRSS(t *testing.T) {
+	flat := summarizeRSS([]int64{10, 300, 290, 310, 305, 300})
+	require.Equal(t, rssFigures{first: 10, last: 300, peak: 310, half1: 300, half2: 310}, flat)
+	growing := summarizeRSS([]int64{100, 200, 300, 400})
+	require.Equal(t, int64(200), growing.half1)
+	require.Equal(t, int64(400), growing.half2)
+	one := summarizeRSS([]int64{7})
+	require.Equal(t, one.half1, one.half2)
+	require.Equal(t, rssFigures{}, summarizeRSS(nil))
+}

@@ -75,8 +75,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if s.InProcess {
 		fmt.Fprintln(w, "daemon: in-process, CPU and RSS not measured (run without --inprocess)")
 	} else {
-		fmt.Fprintf(w, "daemon: %.2f cpu s (%.2f us/event), rss max %s (first sample %s, last %s)\n",
-			x.DaemonCPUS, x.DaemonCPUUSPerEvent, mib(x.DaemonRSSBytes), mib(x.DaemonRSSStartBytes), mib(x.DaemonRSSEndBytes))
+		fmt.Fprintf(w, "daemon: %.2f cpu s (%.2f us/event), rss max %s (first sample %s, last %s; largest in the first half %s, in the second %s: %+.1f%%)\n",
+			x.DaemonCPUS, x.DaemonCPUUSPerEvent, mib(x.DaemonRSSBytes), mib(x.DaemonRSSStartBytes), mib(x.DaemonRSSEndBytes),
+			mib(x.DaemonRSSHalf1Bytes), mib(x.DaemonRSSHalf2Bytes), 100*x.DaemonRSSGrowth)
 	}
 	for _, run := range r.Runs {
 		for _, m := range run.Samples {

@@ -95,16 +95,46 @@ func procSum(pids []int) procStat {
 }
 
 // rssSampler samples the summed RSS of the replicas every interval, from
-// start until stop; first, last and max are read after stop.
+// start until stop, which sums them up.
 type rssSampler struct {
 	pids     []int
 	stopOnce sync.Once
 	stopc    chan struct{}
 	done     chan struct{}
 
-	mu                sync.Mutex // guards the figures
+	mu  sync.Mutex // guards all
+	all []int64    // every sample, in order
+}
+
+// rssFigures sums up the samples of a run: the first, the last, the
+// largest, and the largest of each half of the samples (equal halves of
+// the measured interval, as the samples are evenly spaced). Memory that
+// grows with the work done, rather than settling at what the
+// configuration bounds, shows as a second half above the first.
+type rssFigures struct {
 	first, last, peak int64
-	samples           int
+	half1, half2      int64
+}
+
+func summarizeRSS(all []int64) rssFigures {
+	var f rssFigures
+	if len(all) == 0 {
+		return f
+	}
+	f.first, f.last = all[0], all[len(all)-1]
+	mid := (len(all) + 1) / 2
+	for i, v := range all {
+		f.peak = max(f.peak, v)
+		if i < mid {
+			f.half1 = max(f.half1, v)
+		} else {
+			f.half2 = max(f.half2, v)
+		}
+	}
+	if len(all) == 1 {
+		f.half2 = f.half1
+	}
+	return f
 }
 
 func startRSS(pids []int, interval time.Duration) *rssSampler {
@@ -136,20 +166,15 @@ func (s *rssSampler) sample() {
 	rss := procSum(s.pids).rss
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.samples == 0 {
-		s.first = rss
-	}
-	s.samples++
-	s.last = rss
-	s.peak = max(s.peak, rss)
+	s.all = append(s.all, rss)
 }
 
-// stop takes a last sample and returns the first, last and largest. It may
-// be called again.
-func (s *rssSampler) stop() (first, last, peak int64) {
+// stop takes a last sample and sums up the samples. It may be called
+// again.
+func (s *rssSampler) stop() rssFigures {
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.first, s.last, s.peak
+	return summarizeRSS(s.all)
 }

@@ -45,6 +45,9 @@ type Result struct {
 	DaemonRSSBytes      float64 `json:"daemon_rss_bytes"` // largest sample
 	DaemonRSSStartBytes float64 `json:"daemon_rss_start_bytes"`
 	DaemonRSSEndBytes   float64 `json:"daemon_rss_end_bytes"`
+	DaemonRSSHalf1Bytes float64 `json:"daemon_rss_half1_max_bytes"`  // largest sample of the first half of the interval
+	DaemonRSSHalf2Bytes float64 `json:"daemon_rss_half2_max_bytes"`  // largest sample of the second half
+	DaemonRSSGrowth     float64 `json:"daemon_rss_growth" agg:"max"` // half2 / half1 - 1
 
 	SeedApproxPerS          float64 `json:"seed_approx_per_s"`
 	SeedApproxDecisions     float64 `json:"seed_approx_decisions"`

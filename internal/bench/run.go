@@ -23,7 +23,7 @@ type measured struct {
 	start, end    time.Time // of the measured interval
 	redis0, redis redisSnap
 	cpu0, cpu     procStat
-	rss           [3]int64 // first, last, largest sample
+	rss           rssFigures
 	memAt         int64    // Unix ms Redis memory was read
 	keyBytes      int64    // MEMORY USAGE summed over the run's keys then
 	flags         flagSnap // deny flags right after the drain
@@ -226,7 +226,7 @@ func (b *Bench) measure(ctx context.Context, cfg *config.Config, dir string, lks
 	if m.flags, err = snapshotFlags(ctx, b.rdb, mustKeys(cfg), lks); err != nil {
 		return nil, err
 	}
-	m.rss[0], m.rss[1], m.rss[2] = rss.stop()
+	m.rss = rss.stop()
 	err = stopAll(replicas)
 	replicas = nil
 	if err != nil {
@@ -249,9 +249,12 @@ func (b *Bench) figures(m *measured, res *Result) {
 	if !b.opts.InProcess {
 		res.DaemonCPUS = m.cpu.cpu - m.cpu0.cpu
 		res.DaemonCPUUSPerEvent = ratio(res.DaemonCPUS*1e6, events)
-		res.DaemonRSSStartBytes = float64(m.rss[0])
-		res.DaemonRSSEndBytes = float64(m.rss[1])
-		res.DaemonRSSBytes = float64(m.rss[2])
+		res.DaemonRSSStartBytes = float64(m.rss.first)
+		res.DaemonRSSEndBytes = float64(m.rss.last)
+		res.DaemonRSSBytes = float64(m.rss.peak)
+		res.DaemonRSSHalf1Bytes = float64(m.rss.half1)
+		res.DaemonRSSHalf2Bytes = float64(m.rss.half2)
+		res.DaemonRSSGrowth = ratio(float64(m.rss.half2), float64(m.rss.half1)) - 1
 	}
 }
 
