@@ -23,7 +23,7 @@ func TestPackMessages_layout(t *testing.T) {
 		7, 0, 0, 0, 0, 0, 0, 0, 0,
 	}
 	require.Equal(t, string(want), got)
-	require.Equal(t, "", seenMember([]Message{{Seq: 0}}))
+	require.Empty(t, seenMember([]Message{{Seq: 0}}))
 	require.Equal(t, "5,7", seenMember([]Message{{Seq: 5}, {Seq: 0}, {Seq: 7}}))
 	require.False(t, packable([]Message{{Seq: maxPackedSeq + 1}}), "a sequence past 6 bytes")
 }
