@@ -309,20 +309,16 @@ func (s *Store) windowCall(script *redis.Script, now int64, floor uint64, k Limi
 // windowCallArgs makes the KEYS and ARGV of a windowCall.
 func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, msgs []Message) ([]string, []any) {
 	lk := string(k)
-	long := 0
 	all := uint64(1)<<uint(len(g.Rules)) - 1
-	var short []bool // per message: the packed short form
-	if len(msgs) > 0 {
-		short = make([]bool, len(msgs))
-	}
-	for i, m := range msgs {
-		if short[i] = compact(m.Events, all); !short[i] {
+	long := 0 // events of the messages that are not compact
+	for _, m := range msgs {
+		if !compact(m.Events, all) {
 			long += len(m.Events)
 		}
 	}
 	if len(msgs) > 0 && long == 0 && packable(msgs) {
-		// Every message in the short form: all of them in one argument,
-		// and the seen-set member they make (see packMessages).
+		// Every message compact, the common case: all of them in one
+		// argument, and the seen-set member they make (see packMessages).
 		args := make([]any, 0, 7+6*len(g.Rules))
 		args = windowArgs(args, now, floor, lk, g)
 		args = append(args, -len(msgs), packMessages(msgs), seenMember(msgs))
@@ -333,8 +329,8 @@ func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, ms
 	if msgs != nil {
 		args = append(args, len(msgs))
 		mask := make([]byte, len(g.Rules))
-		for i, m := range msgs {
-			if short[i] {
+		for _, m := range msgs {
+			if compact(m.Events, all) {
 				// The short form: a negative count, then the events
 				// packed in one argument; every rule counts each, none
 				// has an id.
@@ -353,8 +349,7 @@ func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, ms
 			}
 		}
 	}
-	keys := s.windowKeys(lk, g)
-	return keys, args
+	return s.windowKeys(lk, g), args
 }
 
 // RuleState is a rule's view of one limit key after an evaluation.

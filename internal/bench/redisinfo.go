@@ -38,6 +38,12 @@ func UsedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
 	return s.mem, err
 }
 
+// RedisCPU is used_cpu_user + used_cpu_sys of INFO cpu, in seconds.
+func RedisCPU(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
+	s, err := snapRedis(ctx, rdb)
+	return s.cpu, err
+}
+
 // infoFields parses the `name:value` lines of an INFO reply.
 func infoFields(info string) map[string]string {
 	out := map[string]string{}

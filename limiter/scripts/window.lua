@@ -174,16 +174,13 @@ local function append(cx, a)
       local n = tonumber(ARGV[p])
       see(n)
       local nev = tonumber(ARGV[p + 1])
+      heads[#heads + 1] = n
+      heads[#heads + 1] = p + 2
+      heads[#heads + 1] = nev
       if nev < 0 then
         if #ARGV[p + 2] ~= -9 * nev then error('packed events: want ' .. s(-9 * nev) .. ' bytes, got ' .. s(#ARGV[p + 2])) end
-        heads[#heads + 1] = n
-        heads[#heads + 1] = p + 2
-        heads[#heads + 1] = nev
         p = p + 3
       else
-        heads[#heads + 1] = n
-        heads[#heads + 1] = p + 2
-        heads[#heads + 1] = nev
         p = p + 2 + 4 * nev
       end
     end
