@@ -96,6 +96,7 @@ func (in *Ingest) process(ctx context.Context, msgs []jetstream.Msg) error {
 		stored := start
 		if meta, err := msg.Metadata(); err == nil {
 			seq, stored = meta.Sequence.Stream, meta.Timestamp
+			in.m.Delivery.Observe(max(start.Sub(stored), 0).Seconds())
 		}
 		seqs[i] = seq
 		storedMS := stored.UnixMilli()

@@ -44,6 +44,10 @@ type IngestConfig struct {
 	HoldMessages    int           `yaml:"hold_messages" usage:"most messages left unacknowledged because some of their events are held; keep it well below nats.max_ack_pending"`
 }
 
+// DefaultHold is ingest.hold when it is not set (the daemon's
+// configuration shortens it to a quarter of nats.ack_wait).
+const DefaultHold = 2500 * time.Millisecond
+
 // SetDefaults fills unset fields.
 func (c *IngestConfig) SetDefaults() {
 	if c.Evaluation == "" {
@@ -71,7 +75,7 @@ func (c *IngestConfig) SetDefaults() {
 		c.FloorRefresh = time.Second
 	}
 	if c.Hold == 0 {
-		c.Hold = time.Second
+		c.Hold = DefaultHold
 	}
 	if c.HoldMessages == 0 {
 		c.HoldMessages = 5000
@@ -82,6 +86,18 @@ func (c *IngestConfig) SetDefaults() {
 // their thresholds (see holder).
 func (c *IngestConfig) Holds() bool {
 	return c.Evaluation == EvaluateInline && c.Hold > 0
+}
+
+// MaxUnacked is the most messages one daemon leaves unacknowledged by
+// design: its pull buffer (batch_size × concurrency) and, when it holds,
+// hold_messages. A load generator that waits for acknowledgements must
+// allow that many, or it throttles itself on ratemon's holding.
+func (c *IngestConfig) MaxUnacked() int {
+	n := c.BatchSize * c.Concurrency
+	if c.Holds() {
+		n += c.HoldMessages
+	}
+	return n
 }
 
 // Validate reports every problem, located by field.

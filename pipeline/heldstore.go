@@ -16,6 +16,7 @@ import (
 // and the other messages of the failed sends are negatively acknowledged
 // here.
 func (in *Ingest) storeHeld(ctx context.Context, msgs []jetstream.Msg, seqs []uint64, b *batch) error {
+	in.peekRooms(ctx, b)
 	recs := records(msgs, seqs, in.opts.AfterStore != nil)
 	sends, why := in.hold.plan(b.rules, b.appends, recs, time.Now(), limiter.NowMS(in.opts.Clock))
 	ack, nak, err := in.send(ctx, sends, why)
@@ -26,6 +27,28 @@ func (in *Ingest) storeHeld(ctx context.Context, msgs []jetstream.Msg, seqs []ui
 	}
 	ack = append(ack, in.hold.release(recs, false)...)
 	return in.ackRecs(ack, recs)
+}
+
+// peekRooms learns the rooms of the batch's keys that this daemon has never
+// sent from their state in Redis (limiter.Store.Peek), so that their first
+// events can be held rather than each costing a script call: a daemon that
+// starts knows no room, and 10,000 keys would cost 10,000 calls before the
+// first is held. A failed read leaves them unknown: they are sent, as
+// without it.
+func (in *Ingest) peekRooms(ctx context.Context, b *batch) {
+	kas := in.hold.unknown(b.rules, b.appends)
+	if len(kas) == 0 {
+		return
+	}
+	evals, ok, err := in.opts.Store.Peek(ctx, kas)
+	if err != nil {
+		in.m.Errors.WithLabelValues("redis", "peek").Inc()
+		in.log.Debug("key states not read, their events go to redis", "err", err, "keys", len(kas))
+		return
+	}
+	learnt, unknown := in.hold.learn(b.rules, kas, evals, ok)
+	in.m.HoldPeeks.WithLabelValues("room").Add(float64(learnt))
+	in.m.HoldPeeks.WithLabelValues("unknown").Add(float64(unknown))
 }
 
 // send appends and evaluates sends in one pipelined round, reports the
@@ -97,7 +120,7 @@ func (in *Ingest) replyAll(recs []*msgRec, body []byte) {
 // flusher sends the held events that are due, until ctx is cancelled; Run
 // sends the rest once the batches in hand are done.
 func (in *Ingest) flusher(ctx context.Context) {
-	tick := min(max(in.opts.Config.Hold/10, 5*time.Millisecond), 100*time.Millisecond)
+	tick := min(max(in.opts.Config.Hold/100, 5*time.Millisecond), 10*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	lastSweep := time.Now()

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"container/heap"
 	"math"
 	"slices"
 	"sync"
@@ -17,17 +18,18 @@ import (
 // or its warn_at share when it has one), and, for the rules it is over,
 // until when their flags stand whatever comes: its room. While the weight
 // held for a key plus the new weight stays below that room, and the held
-// events will have been sent holdMargin before the earliest of those
-// flags ends, no flag, alert or shadow flag can change when those events
-// are counted: a sliding window only loses events as time passes, and
-// events only extend a flag in force. So the events wait, and go to Redis
-// with the key's next events that could reach a threshold, or once the
-// first of them has waited Hold, or when more than HoldMessages messages
-// wait. A key far from
-// its limits then costs one script call per Hold, however many batches
-// touch it, and a key near a threshold is evaluated in every batch, as
-// without holding. Counts stay exact: held events are counted when sent,
-// with their own times.
+// events are sent holdMargin before the earliest of those flags ends, no
+// flag, alert or shadow flag can change when those events are counted: a
+// sliding window only loses events as time passes, and events only extend
+// a flag in force. So the events wait, and go to Redis with the key's next
+// events that could reach a threshold, or when they are due: once the
+// first of them has waited Hold, or holdMargin before the key's earliest
+// flag ends, whichever comes first; or when more than HoldMessages
+// messages wait. A key far from its limits then costs one script call per
+// Hold, however many batches touch it, a key over its limit one per Hold
+// or per flag end, and a key near a threshold is evaluated in every batch,
+// as without holding. Counts stay exact: held events are counted when
+// sent, with their own times.
 //
 // A message is acknowledged once every key's share of it is stored. A
 // message whose share failed to be stored is negatively acknowledged and
@@ -42,7 +44,7 @@ type holder struct {
 	hold     time.Duration    // maxHold, shortened to the rules' shortest window (holdFor)
 	rules    *limiter.Ruleset // the ruleset of the rooms and held groups
 	keys     map[limiter.LimitKey]*heldKey
-	queue    []heldRef // keys in the order their first held event came
+	queue    refHeap   // keys holding events, soonest due first
 	last     time.Time // the latest time plan was given
 	heldMsgs int       // records with a share held
 	heldEvs  int
@@ -80,13 +82,32 @@ type heldKey struct {
 	events  int
 	since   time.Time // when the first held event came; zero: nothing held
 	sinceMS int64     // the same on the rules' clock (Unix ms)
+	due     time.Time // when the held events must go
 	gen     uint64    // counts the times the held events were taken
 }
 
+// heldRef queues a key's held events (gen: those taken since are not
+// these) until due. A key whose due time comes closer is queued again;
+// the later ref then finds the events gone.
 type heldRef struct {
 	key limiter.LimitKey
 	gen uint64
-	at  time.Time
+	due time.Time
+}
+
+// refHeap is a min-heap of refs by due time (container/heap).
+type refHeap []heldRef
+
+func (q refHeap) Len() int           { return len(q) }
+func (q refHeap) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q refHeap) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *refHeap) Push(x any)        { *q = append(*q, x.(heldRef)) }
+func (q *refHeap) Pop() any {
+	old := *q
+	n := len(old) - 1
+	x := old[n]
+	*q = old[:n]
+	return x
 }
 
 // send is one key's events on their way to Redis, with the records of the
@@ -103,7 +124,7 @@ type send struct {
 // Reasons a key's events are sent, for ratemon_ingest_hold_sends_total.
 const (
 	sendNear  = "near"  // they could reach a threshold, or the key's room is unknown
-	sendAge   = "age"   // the first held event waited Hold
+	sendAge   = "age"   // due: the first held event waited Hold, or a flag of the key ends soon
 	sendFull  = "full"  // more than HoldMessages messages waited
 	sendDrain = "drain" // shutdown or new rules
 )
@@ -138,8 +159,8 @@ func records(msgs []jetstream.Msg, seqs []uint64, keep bool) map[uint64]*msgRec 
 func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map[uint64]*msgRec, now time.Time, nowMS int64) ([]send, map[string]int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	// Batches read the time before they take the lock: keep the queue in
-	// time order, so that dueLocked can stop at its first key not due.
+	// Batches read the time before they take the lock: the holder's time
+	// never goes back.
 	if now.Before(h.last) {
 		now = h.last
 	}
@@ -182,9 +203,11 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 			start = hk.sinceMS
 		}
 		if holdable && h.hold >= time.Millisecond && hk.known && (hk.group == nil || hk.group == ka.Group) &&
-			hk.weight+hk.inflightW+w < hk.room.weight && start+(h.hold+holdMargin).Milliseconds() <= hk.room.until {
-			h.addLocked(ka.Key, hk, ka, mine, w, n, now, nowMS)
-			continue
+			hk.weight+hk.inflightW+w < hk.room.weight {
+			if wait := h.dueMS(start, hk.room) - nowMS; wait > 0 {
+				h.addLocked(ka.Key, hk, ka, mine, w, n, now, nowMS, now.Add(time.Duration(wait)*time.Millisecond))
+				continue
+			}
 		}
 		why[sendNear]++
 		sends = append(sends, h.takeLocked(ka.Key, hk, ka.Group, ka.Messages, mine, w))
@@ -192,11 +215,74 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 	return append(sends, h.dueLocked(now, why)...), why
 }
 
-// addLocked holds ka's events for its key.
-func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppend, mine []*msgRec, w int64, n int, now time.Time, nowMS int64) {
+// dueMS is when (Unix ms, on the rules' clock) events held since start
+// must go, under a key's room: after Hold, and holdMargin before the
+// earliest flag of the key ends.
+func (h *holder) dueMS(start int64, rm room) int64 {
+	return min(start+h.hold.Milliseconds(), rm.until-holdMargin.Milliseconds())
+}
+
+// unknown lists the keys of a batch that this daemon has never sent (nor
+// learnt a room for) under the holder's rules, for Store.Peek.
+func (h *holder) unknown(rs *limiter.Ruleset, appends []limiter.KeyAppend) []limiter.KeyAppend {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rules == nil {
+		// The first batch: nothing is held or known under other rules.
+		h.rules, h.hold = rs, holdFor(h.maxHold, rs)
+	}
+	if rs != h.rules || h.hold < time.Millisecond {
+		return nil // new rules: plan starts over first
+	}
+	var out []limiter.KeyAppend
+	for _, ka := range appends {
+		if ka.Group == nil {
+			continue
+		}
+		if hk := h.keys[ka.Key]; hk == nil || (!hk.known && hk.sent == 0) {
+			out = append(out, limiter.KeyAppend{Key: ka.Key, Group: ka.Group})
+		}
+	}
+	return out
+}
+
+// learn takes the rooms that Store.Peek read for keys still never sent,
+// returning how many it could learn and how many it could not. A key that
+// was sent meanwhile learns its room from its own evaluation instead.
+func (h *holder) learn(rs *limiter.Ruleset, kas []limiter.KeyAppend, evals []limiter.Evaluation, ok []bool) (learnt, unknown int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if rs != h.rules {
+		return 0, 0
+	}
+	for i, ka := range kas {
+		if !ok[i] {
+			unknown++
+			continue
+		}
+		hk := h.keys[ka.Key]
+		if hk == nil {
+			hk = &heldKey{touched: h.last}
+			h.keys[ka.Key] = hk
+		}
+		if hk.known || hk.sent > 0 {
+			continue
+		}
+		hk.room, hk.known = roomOf(ka.Group, &evals[i]), true
+		learnt++
+	}
+	return learnt, unknown
+}
+
+// addLocked holds ka's events for its key until due (or sooner, when it
+// already holds events due sooner).
+func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppend, mine []*msgRec, w int64, n int, now time.Time, nowMS int64, due time.Time) {
 	if hk.since.IsZero() {
 		hk.since, hk.sinceMS = now, nowMS
-		h.queue = append(h.queue, heldRef{key: k, gen: hk.gen, at: now})
+	}
+	if hk.due.IsZero() || due.Before(hk.due) {
+		hk.due = due
+		heap.Push(&h.queue, heldRef{key: k, gen: hk.gen, due: due})
 	}
 	hk.group = ka.Group
 	hk.msgs, hk.top = mergeMessages(hk.msgs, hk.top, ka.Messages)
@@ -246,7 +332,7 @@ func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, m
 	}
 	h.heldEvs -= hk.events
 	w := hk.weight + moreW
-	hk.msgs, hk.top, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.group = nil, 0, nil, 0, 0, time.Time{}, 0, nil
+	hk.msgs, hk.top, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.due, hk.group = nil, 0, nil, 0, 0, time.Time{}, 0, time.Time{}, nil
 	hk.gen++
 	hk.sent++
 	sd := send{ka: limiter.KeyAppend{Key: k, Group: g, Messages: msgs}, recs: recs, hk: hk, id: hk.sent, weight: w, prior: hk.inflightW}
@@ -255,20 +341,20 @@ func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, m
 	return sd
 }
 
-// dueLocked takes the keys whose first held event waited Hold, then, while
-// more than maxMsgs messages wait, the keys held longest.
+// dueLocked takes the keys whose held events are due, then, while more
+// than maxMsgs messages wait, the keys due soonest.
 func (h *holder) dueLocked(now time.Time, why map[string]int) []send {
 	var sends []send
-	i := 0
-	for ; i < len(h.queue); i++ {
-		ref := h.queue[i]
+	for len(h.queue) > 0 {
+		ref := h.queue[0]
 		reason := sendAge
-		if now.Sub(ref.at) < h.hold {
+		if ref.due.After(now) {
 			if h.heldMsgs <= h.maxMsgs {
 				break
 			}
 			reason = sendFull
 		}
+		heap.Pop(&h.queue)
 		hk := h.keys[ref.key]
 		if hk == nil || hk.gen != ref.gen || len(hk.msgs) == 0 {
 			continue // sent since
@@ -276,9 +362,8 @@ func (h *holder) dueLocked(now time.Time, why map[string]int) []send {
 		why[reason]++
 		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil, 0))
 	}
-	h.queue = h.queue[i:]
 	if len(h.queue) == 0 || cap(h.queue) > 4*len(h.queue)+64 {
-		h.queue = append([]heldRef(nil), h.queue...)
+		h.queue = append(refHeap(nil), h.queue...)
 	}
 	return sends
 }

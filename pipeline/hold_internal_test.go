@@ -111,8 +111,9 @@ func TestHolder_inflightWeightCountsAgainstTheRoom(t *testing.T) {
 	require.Equal(t, int64(7-9), h.keys[limiter.LimitKey(k)].room.weight, "s1 was in flight when s3 started")
 }
 
-// A key over its limit holds its events while its flag outlasts the hold
-// by holdMargin, and sends them at once when it does not.
+// A key over its limit holds its events for the hold, but never later
+// than holdMargin before its flag ends, and sends them at once when that
+// time has come.
 func TestHolder_overKeyHoldsWhileItsFlagStands(t *testing.T) {
 	h, rs := holdFixture(t)
 	now := time.Now()
@@ -123,18 +124,61 @@ func TestHolder_overKeyHoldsWhileItsFlagStands(t *testing.T) {
 	s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 12)}, batchRecs(1), now, 0)
 	h.done(s, []limiter.Evaluation{over(10_000)}, false)
 	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 5)}, batchRecs(2), now, 7_000)
-	require.Empty(t, held, "7 s + 1 s hold + 1 s margin <= 10 s")
-	sent, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 1)}, batchRecs(3), now, 9_000)
-	require.Empty(t, sent, "held since 7 s: still within")
-	drained, _ := h.takeAll()
-	require.Len(t, drained, 1)
-	h.done(drained, []limiter.Evaluation{over(10_000)}, false)
-	sent, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 5, 1)}, batchRecs(5), now, 8_500)
-	require.Len(t, sent, 1, "8.5 s + 2 s passes the flag's end")
+	require.Empty(t, held, "due at 8 s: the 1 s hold ends before the flag's end less the 1 s margin")
+	require.Equal(t, now.Add(time.Second), h.keys[limiter.LimitKey(k)].due)
+	held, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 1)}, batchRecs(3), now, 7_500)
+	require.Empty(t, held, "held since 7 s: still within")
+	sent, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 4, 1)}, batchRecs(4), now, 8_000)
+	require.Equal(t, map[string]int{sendNear: 1}, why, "held since 7 s: due at 8 s")
+	require.Len(t, sent, 1)
+	require.Len(t, sent[0].ka.Messages, 3, "with what was held")
+	h.done(sent, []limiter.Evaluation{over(10_000)}, false)
+
+	held, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 5, 1)}, batchRecs(5), now, 8_600)
+	require.Empty(t, held, "due at 9 s, the flag's end less the margin, before the hold ends")
+	require.Equal(t, now.Add(400*time.Millisecond), h.keys[limiter.LimitKey(k)].due)
+	sent, why = h.due(now.Add(399 * time.Millisecond))
+	require.Empty(t, sent)
+	require.Empty(t, why)
+	sent, why = h.due(now.Add(400 * time.Millisecond))
+	require.Equal(t, map[string]int{sendAge: 1}, why)
+	require.Len(t, sent, 1)
+	h.done(sent, []limiter.Evaluation{over(10_000)}, false)
+	sent, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 6, 1)}, batchRecs(6), now, 9_000)
+	require.Len(t, sent, 1, "the flag ends within the margin: sent at once")
 }
 
-// More than hold_messages messages waiting sends the keys held longest,
-// before their hold is over.
+// A key whose due time comes closer while it holds events (its room was
+// read again meanwhile) is queued again for the earlier time.
+func TestHolder_dueTimeComesCloser(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	k := "client=a"
+	over := func(until int64) limiter.Evaluation {
+		return limiter.Evaluation{Key: limiter.LimitKey(k), Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: until}}}
+	}
+	s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 12)}, batchRecs(1), now, 0)
+	h.done(s, []limiter.Evaluation{over(60_000)}, false)
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 1)}, batchRecs(2), now, 0)
+	require.Empty(t, held)
+	require.Equal(t, now.Add(time.Second), h.keys[limiter.LimitKey(k)].due)
+	// A manual unblock shortened the flag: the room of a later evaluation.
+	h.keys[limiter.LimitKey(k)].room = roomOf(&rs.Groups()[0], &limiter.Evaluation{Key: limiter.LimitKey(k),
+		Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: 1_300}}})
+	held, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 1)}, batchRecs(3), now, 100)
+	require.Empty(t, held)
+	require.Equal(t, now.Add(200*time.Millisecond), h.keys[limiter.LimitKey(k)].due)
+	sent, why := h.due(now.Add(200 * time.Millisecond))
+	require.Equal(t, map[string]int{sendAge: 1}, why)
+	require.Len(t, sent, 1)
+	require.Len(t, sent[0].ka.Messages, 2)
+	sent, why = h.due(now.Add(2 * time.Second))
+	require.Empty(t, sent, "the first ref finds its events gone")
+	require.Empty(t, why)
+}
+
+// More than hold_messages messages waiting sends the keys due soonest
+// (with one hold for all: those held longest), before they are due.
 func TestHolder_fullSendsTheOldest(t *testing.T) {
 	_, rs := holdFixture(t)
 	h := newHolder(time.Minute, 2)
@@ -184,4 +228,35 @@ func TestHolder_sweepForgetsIdleEmptyKeys(t *testing.T) {
 	h.sweep(then.Add(time.Second))
 	require.NotContains(t, h.keys, limiter.LimitKey("client=a"), "idle and empty")
 	require.Contains(t, h.keys, limiter.LimitKey("client=b"), "holds an event")
+}
+
+// Keys never sent are listed for a peek at their state; a room learnt
+// from it holds their first events, and a key refused by the peek is sent.
+// A key sent once learns from its own evaluations only.
+func TestHolder_learnsRoomsOfKeysNeverSent(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	_, rs2 := holdFixture(t)
+	require.Len(t, h.unknown(rs2, []limiter.KeyAppend{appendOf(rs2, "client=a", 1, 1)}), 1, "the first rules are taken at once")
+	require.Nil(t, h.unknown(rs, []limiter.KeyAppend{appendOf(rs, "client=a", 1, 1)}), "new rules: plan starts over first")
+	h.plan(rs, nil, nil, now, 0)
+
+	batch := []limiter.KeyAppend{appendOf(rs, "client=a", 1, 1), appendOf(rs, "client=b", 1, 1)}
+	kas := h.unknown(rs, batch)
+	require.Len(t, kas, 2)
+	require.Empty(t, kas[0].Messages, "a peek needs the key and its group only")
+	learnt, unknown := h.learn(rs, kas, []limiter.Evaluation{evalOf("client=a", 2), {}}, []bool{true, false})
+	require.Equal(t, 1, learnt)
+	require.Equal(t, 1, unknown)
+
+	sends, why := h.plan(rs, batch, batchRecs(1), now, 0)
+	require.Equal(t, map[string]int{sendNear: 1}, why, "b's room is unknown")
+	require.Len(t, sends, 1)
+	require.Equal(t, limiter.LimitKey("client=b"), sends[0].ka.Key)
+	require.Len(t, h.keys[limiter.LimitKey("client=a")].msgs, 1, "a (1 < room 8) is held")
+
+	h.done(sends, nil, true) // b's send failed: its room stays unknown
+	require.Empty(t, h.unknown(rs, batch), "a is known, b was sent")
+	learnt, _ = h.learn(rs, kas[1:], []limiter.Evaluation{evalOf("client=b", 0)}, []bool{true})
+	require.Zero(t, learnt, "a room read before b's failed send may lack its events")
 }

@@ -39,6 +39,8 @@ type Metrics struct {
 	HeldEvents     prometheus.Gauge
 	HeldMessages   prometheus.Gauge
 	HoldSends      *prometheus.CounterVec // reason: near, age, full, drain
+	HoldPeeks      *prometheus.CounterVec // result: room, unknown
+	Delivery       prometheus.Histogram
 
 	mu       sync.Mutex
 	services map[string]bool
@@ -116,12 +118,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ratemon_ingest_held_messages", Help: "Messages left unacknowledged because some of their events are held.",
 		}),
 		HoldSends: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ratemon_ingest_hold_sends_total", Help: "Limit keys whose events were sent to Redis, by reason: near (could reach a threshold, or room unknown), age (held ingest.hold), full (ingest.hold_messages reached), drain (shutdown or new rules).",
+			Name: "ratemon_ingest_hold_sends_total", Help: "Limit keys whose events were sent to Redis, by reason: near (could reach a threshold, or room unknown), age (due: held ingest.hold, or a flag of the key ends within a second), full (ingest.hold_messages reached), drain (shutdown or new rules).",
 		}, []string{"reason"}),
+		Delivery: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "ratemon_ingest_delivery_seconds", Help: "From JetStream storing a message to the start of the batch that handles it (a redelivered message: its first storing).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		HoldPeeks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratemon_ingest_hold_peeks_total", Help: "Limit keys never sent by this daemon whose state was read to learn their room, by result: room (their events can be held), unknown (a flag, an override or a deny_for block: their events are sent).",
+		}, []string{"result"}),
 		services: map[string]bool{},
 	}
 	for _, r := range []string{sendNear, sendAge, sendFull, sendDrain} {
 		m.HoldSends.WithLabelValues(r)
+	}
+	for _, r := range []string{"room", "unknown"} {
+		m.HoldPeeks.WithLabelValues(r)
 	}
 	for _, r := range []string{"ok", "dead", "redelivered", "retry"} {
 		m.Messages.WithLabelValues(r)
@@ -140,7 +152,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.Decisions.WithLabelValues(string(k), allowed)
 		}
 	}
-	for _, e := range [][2]string{{"redis", "append"}, {"redis", "notice"}, {"redis", "evaluate"}, {"redis", "read"}, {"nats", "fetch"}, {"nats", "ack"}, {"nats", "publish"}} {
+	for _, e := range [][2]string{{"redis", "append"}, {"redis", "notice"}, {"redis", "evaluate"}, {"redis", "read"}, {"redis", "peek"}, {"nats", "fetch"}, {"nats", "ack"}, {"nats", "publish"}} {
 		m.Errors.WithLabelValues(e[0], e[1])
 	}
 	return m

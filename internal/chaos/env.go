@@ -134,6 +134,7 @@ func newEnv(ctx context.Context, o envOptions) (e *env, err error) {
 // port when its file is written).
 func daemonConfig(o envOptions, redisAddr, natsURL string) (*config.Config, error) {
 	c := &config.Config{Rules: o.rules}
+	c.NATS.AckWait = ackWait // before the defaults, which follow it
 	c.SetDefaults()
 	c.Redis.URL = "redis://" + redisAddr + "/0"
 	c.Redis.Prefix = "rmchaos-" + o.name

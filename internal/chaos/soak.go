@@ -159,6 +159,7 @@ func runLoad(ctx context.Context, o *Options, res *LoadResult, tune func(*config
 func soakTune(c *config.Config) {
 	c.Ingest.BatchSize = 1000
 	c.NATS.AckWait = config.DefaultNATSAckWait
+	c.Ingest.Hold = config.DefaultHold(c.NATS.AckWait)
 	c.Workers.ClaimIdle = 0 // its default
 }
 

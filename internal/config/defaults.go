@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/ratemon/ratemon/pipeline"
+)
 
 // Defaults of the settings that have one. Zero values not listed here (such
 // as redis.pool_size) are meaningful as they are.
@@ -25,12 +29,22 @@ const (
 	DefaultLogFormat           = LogText
 )
 
+// DefaultHold is ingest.hold when it is not set, under a nats.ack_wait: a
+// message held is not acknowledged, so the default stays within the
+// quarter of ack_wait that validation allows.
+func DefaultHold(ackWait time.Duration) time.Duration {
+	return min(pipeline.DefaultHold, ackWait/4)
+}
+
 // SetDefaults fills every field left at its zero value with its default, in
 // every section and every rule. It is the only place defaults are applied.
 func (c *Config) SetDefaults() {
 	c.Redis.SetDefaults()
 	c.NATS.SetDefaults()
 	c.HTTP.SetDefaults()
+	if c.Ingest.Hold == 0 {
+		c.Ingest.Hold = DefaultHold(c.NATS.AckWait)
+	}
 	c.Ingest.SetDefaults()
 	c.Workers.SetDefaults()
 	c.Log.SetDefaults()

@@ -16,7 +16,6 @@
 -- time the TTLs are due for a refresh (_x), and the ack floor of the last
 -- trim of the seen set (_s).
 
-local KEY_FIELDS = {'_du', '_dr', '_ds', '_su', '_sr', '_au', '_ar', '_ax', '_m', '_o', '_x', '_i', '_s'}
 -- SEEN_TRIM: how far the ack floor moves between two trims of the seen set.
 local SEEN_TRIM = 100
 -- TRIM_STEP: a rule's log is trimmed when its trim point has moved
@@ -24,41 +23,47 @@ local SEEN_TRIM = 100
 local TRIM_STEP = 32
 
 -- open reads the common KEYS and ARGV head and the whole state hash in one
--- HMGET. Returns the context and the index of the first ARGV after the rules.
+-- HGETALL (the hash is small: the fields above and one per rule, and an
+-- HGETALL of the few present costs less than an HMGET naming all of them).
+-- Returns the context and the index of the first ARGV after the rules.
 local function open()
   local cx = {now = tonumber(ARGV[1]), floor = tonumber(ARGV[2]), lk = ARGV[3],
     st = KEYS[1], seen = KEYS[2], ids = KEYS[3], denyk = KEYS[4], shadowk = KEYS[5],
     blockk = KEYS[6], allowk = KEYS[7], ovrk = KEYS[8], rules = {}, maxret = 0, set = {}, del = {}, dirty = false}
   local n = tonumber(ARGV[4])
   local a = 5
-  local fields = {}
   for i = 1, n do
     local r = {name = ARGV[a], limit = tonumber(ARGV[a + 1]), win = tonumber(ARGV[a + 2]),
       denyfor = tonumber(ARGV[a + 3]), action = ARGV[a + 4], ret = tonumber(ARGV[a + 5]),
       log = KEYS[7 + 2 * i], late = KEYS[8 + 2 * i]}
     if r.ret > cx.maxret then cx.maxret = r.ret end
-    fields[i] = r.name
     cx.rules[i] = r
     a = a + 6
   end
-  for i, f in ipairs(KEY_FIELDS) do fields[n + i] = f end
-  local v = redis.call('HMGET', cx.st, unpack(fields))
-  for i, r in ipairs(cx.rules) do load_rule(r, v[i]) end
-  -- prev: the key's fields as read (false: absent), in one constructor.
-  cx.prev = {_du = v[n + 1], _dr = v[n + 2], _ds = v[n + 3], _su = v[n + 4], _sr = v[n + 5], _au = v[n + 6],
-    _ar = v[n + 7], _ax = v[n + 8], _m = v[n + 9], _o = v[n + 10], _x = v[n + 11], _i = v[n + 12], _s = v[n + 13]}
+  -- prev: the hash's fields as read (absent: nil).
+  local flat = redis.call('HGETALL', cx.st)
+  local prev = {}
+  for i = 1, #flat, 2 do prev[flat[i]] = flat[i + 1] end
+  for _, r in ipairs(cx.rules) do load_rule(r, prev[r.name] or false) end
+  cx.prev = prev
   return cx, a
 end
 
 -- tally adds weight w at ts to rule r's events of this call, summed per
--- millisecond.
+-- millisecond; r.times lists the milliseconds in the order they came, and
+-- r.sorted says whether that order is ascending (events mostly come in
+-- order, so the sort is mostly saved).
 local function tally(r, ts, w)
-  local prev = r.agg[ts]
+  local agg = r.agg
+  local prev = agg[ts]
   if prev == nil then
-    r.n = r.n + 1
-    r.agg[ts] = w
+    local n = r.n + 1
+    r.n = n
+    r.times[n] = ts
+    if ts < r.newest then r.sorted = false else r.newest = ts end
+    agg[ts] = w
   else
-    r.agg[ts] = prev + w
+    agg[ts] = prev + w
   end
 end
 
@@ -79,14 +84,19 @@ local function log_pairs(r, pend)
     local j = i
     while j + 2 <= n and pend[j + 2] - first <= SPAN and (j + 2 - i) / 2 < PAIRS do j = j + 2 end
     local m = pend[j]
+    -- weights are mostly 1: its string saves a format per pair
     local args
     if j == i then
-      args = {'n', s(pend[i + 1])}
+      local w = pend[i + 1]
+      args = {'n', w == 1 and '1' or s(w)}
     else
       args = {}
+      local na = 0
       for k = i, j, 2 do
-        args[#args + 1] = s(m - pend[k])
-        args[#args + 1] = s(pend[k + 1])
+        local w = pend[k + 1]
+        args[na + 1] = s(m - pend[k])
+        args[na + 2] = w == 1 and '1' or s(w)
+        na = na + 2
       end
     end
     if type(redis.pcall('XADD', r.log, s(m) .. '-*', unpack(args))) == 'string' then
@@ -115,7 +125,7 @@ end
 local function append(cx, a)
   local now, nrules = cx.now, #cx.rules
   local byte = string.byte
-  for _, r in ipairs(cx.rules) do r.agg, r.n = {}, 0 end
+  for _, r in ipairs(cx.rules) do r.agg, r.n, r.times, r.newest, r.sorted = {}, 0, {}, -math.huge, true end
   local dupmsgs, dupids = 0, 0
   local nmsgs = tonumber(ARGV[a]); a = a + 1
   local blob, member = nil, nil
@@ -263,9 +273,8 @@ local function append(cx, a)
   local accepted, dropped = 0, 0
   for _, r in ipairs(cx.rules) do
     if r.n > 0 then
-      local times = {}
-      for ts in pairs(r.agg) do times[#times + 1] = ts end
-      table.sort(times)
+      local times = r.times
+      if not r.sorted then table.sort(times) end
       local T = now
       if r.t ~= nil and r.t > T then T = r.t end
       local took = 0
