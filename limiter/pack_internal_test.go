@@ -57,3 +57,37 @@ func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
 	args[len(args)-2] = args[len(args)-2].(string) + "x"
 	require.ErrorContains(t, st.scripts.ingest.Run(t.Context(), rdb, ks, args...).Err(), "packed messages")
 }
+
+// decodeRuleState reads lib.lua's packed rule state ('<i6i8i6i6i6i8i6i6i6'):
+// the running count c and the trip f, an unset time (-2^46) included, and
+// refuses anything of another length (the decimal text of the in-process
+// stand-in).
+func TestDecodeRuleState(t *testing.T) {
+	le := func(x int64, n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(uint64(x) >> (8 * i))
+		}
+		return b
+	}
+	pack := func(count, trip int64) string {
+		var b []byte
+		for i, x := range []int64{1796608886389, count, 1796608876389, unsetMS, unsetMS, 0, trip, unsetMS, 3} {
+			n := 6
+			if i == 1 || i == 5 {
+				n = 8
+			}
+			b = append(b, le(x, n)...)
+		}
+		require.Len(t, b, ruleStateLen)
+		return string(b)
+	}
+	rs, ok := decodeRuleState(pack(1234, unsetMS))
+	require.True(t, ok)
+	require.Equal(t, packedRule{count: 1234, trip: unsetMS}, rs)
+	rs, ok = decodeRuleState(pack(1<<40, 1796608886000))
+	require.True(t, ok)
+	require.Equal(t, packedRule{count: 1 << 40, trip: 1796608886000}, rs)
+	_, ok = decodeRuleState("1796608886389,5,1796608876389")
+	require.False(t, ok)
+}

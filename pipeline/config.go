@@ -88,12 +88,14 @@ func (c *IngestConfig) Holds() bool {
 	return c.Evaluation == EvaluateInline && c.Hold > 0
 }
 
-// MaxUnacked is the most messages one daemon leaves unacknowledged by
-// design: its pull buffer (batch_size × concurrency) and, when it holds,
-// hold_messages. A load generator that waits for acknowledgements must
-// allow that many, or it throttles itself on ratemon's holding.
-func (c *IngestConfig) MaxUnacked() int {
-	n := c.BatchSize * c.Concurrency
+// LoadBacklog is how many published messages a load generator that waits
+// for acknowledgements (ratemon bench --rate 0, the soak's maximum) lets
+// wait unacknowledged per daemon: what the daemon leaves unacknowledged by
+// design, its pull buffer (batch_size × concurrency) and, when it holds,
+// hold_messages, plus another pull buffer queued. A smaller bound would
+// throttle the generator on ratemon's holding.
+func (c *IngestConfig) LoadBacklog() int {
+	n := 2 * c.BatchSize * c.Concurrency
 	if c.Holds() {
 		n += c.HoldMessages
 	}

@@ -168,9 +168,7 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 	why := map[string]int{}
 	var sends []send
 	if rs != h.rules {
-		sends = h.takeAllLocked(sendDrain, why)
-		h.rules, h.hold = rs, holdFor(h.maxHold, rs)
-		h.keys = map[limiter.LimitKey]*heldKey{} // rooms under the old rules mean nothing now
+		sends = h.setRulesLocked(rs, why)
 	}
 	for i := range appends {
 		ka := &appends[i]
@@ -222,14 +220,23 @@ func (h *holder) dueMS(start int64, rm room) int64 {
 	return min(start+h.hold.Milliseconds(), rm.until-holdMargin.Milliseconds())
 }
 
+// setRulesLocked makes rs the holder's rules: what is held under the old
+// ones goes (reason drain, counted in why), and the rooms learnt under them
+// are forgotten, as they mean nothing under rs.
+func (h *holder) setRulesLocked(rs *limiter.Ruleset, why map[string]int) []send {
+	sends := h.takeAllLocked(sendDrain, why)
+	h.rules, h.hold = rs, holdFor(h.maxHold, rs)
+	h.keys = map[limiter.LimitKey]*heldKey{}
+	return sends
+}
+
 // unknown lists the keys of a batch that this daemon has never sent (nor
 // learnt a room for) under the holder's rules, for Store.Peek.
 func (h *holder) unknown(rs *limiter.Ruleset, appends []limiter.KeyAppend) []limiter.KeyAppend {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.rules == nil {
-		// The first batch: nothing is held or known under other rules.
-		h.rules, h.hold = rs, holdFor(h.maxHold, rs)
+		h.setRulesLocked(rs, nil) // the first batch: nothing is held yet
 	}
 	if rs != h.rules || h.hold < time.Millisecond {
 		return nil // new rules: plan starts over first

@@ -34,6 +34,12 @@ func evalOf(key string, count int64) limiter.Evaluation {
 	return limiter.Evaluation{Key: limiter.LimitKey(key), Rules: []limiter.RuleState{{Rule: "r", Count: count, Limit: 10}}}
 }
 
+// overOf is an evaluation of the rule over its limit (count 12), its flag
+// ending at until.
+func overOf(key string, until int64) limiter.Evaluation {
+	return limiter.Evaluation{Key: limiter.LimitKey(key), Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: until}}}
+}
+
 func batchRecs(seqs ...uint64) map[uint64]*msgRec {
 	recs := map[uint64]*msgRec{}
 	for _, s := range seqs {
@@ -118,11 +124,8 @@ func TestHolder_overKeyHoldsWhileItsFlagStands(t *testing.T) {
 	h, rs := holdFixture(t)
 	now := time.Now()
 	k := "client=a"
-	over := func(until int64) limiter.Evaluation {
-		return limiter.Evaluation{Key: limiter.LimitKey(k), Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: until}}}
-	}
 	s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 12)}, batchRecs(1), now, 0)
-	h.done(s, []limiter.Evaluation{over(10_000)}, false)
+	h.done(s, []limiter.Evaluation{overOf(k, 10_000)}, false)
 	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 5)}, batchRecs(2), now, 7_000)
 	require.Empty(t, held, "due at 8 s: the 1 s hold ends before the flag's end less the 1 s margin")
 	require.Equal(t, now.Add(time.Second), h.keys[limiter.LimitKey(k)].due)
@@ -132,7 +135,7 @@ func TestHolder_overKeyHoldsWhileItsFlagStands(t *testing.T) {
 	require.Equal(t, map[string]int{sendNear: 1}, why, "held since 7 s: due at 8 s")
 	require.Len(t, sent, 1)
 	require.Len(t, sent[0].ka.Messages, 3, "with what was held")
-	h.done(sent, []limiter.Evaluation{over(10_000)}, false)
+	h.done(sent, []limiter.Evaluation{overOf(k, 10_000)}, false)
 
 	held, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 5, 1)}, batchRecs(5), now, 8_600)
 	require.Empty(t, held, "due at 9 s, the flag's end less the margin, before the hold ends")
@@ -143,7 +146,7 @@ func TestHolder_overKeyHoldsWhileItsFlagStands(t *testing.T) {
 	sent, why = h.due(now.Add(400 * time.Millisecond))
 	require.Equal(t, map[string]int{sendAge: 1}, why)
 	require.Len(t, sent, 1)
-	h.done(sent, []limiter.Evaluation{over(10_000)}, false)
+	h.done(sent, []limiter.Evaluation{overOf(k, 10_000)}, false)
 	sent, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 6, 1)}, batchRecs(6), now, 9_000)
 	require.Len(t, sent, 1, "the flag ends within the margin: sent at once")
 }
@@ -154,11 +157,8 @@ func TestHolder_dueTimeComesCloser(t *testing.T) {
 	h, rs := holdFixture(t)
 	now := time.Now()
 	k := "client=a"
-	over := func(until int64) limiter.Evaluation {
-		return limiter.Evaluation{Key: limiter.LimitKey(k), Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: until}}}
-	}
 	s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 12)}, batchRecs(1), now, 0)
-	h.done(s, []limiter.Evaluation{over(60_000)}, false)
+	h.done(s, []limiter.Evaluation{overOf(k, 60_000)}, false)
 	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 1)}, batchRecs(2), now, 0)
 	require.Empty(t, held)
 	require.Equal(t, now.Add(time.Second), h.keys[limiter.LimitKey(k)].due)
@@ -259,4 +259,17 @@ func TestHolder_learnsRoomsOfKeysNeverSent(t *testing.T) {
 	require.Empty(t, h.unknown(rs, batch), "a is known, b was sent")
 	learnt, _ = h.learn(rs, kas[1:], []limiter.Evaluation{evalOf("client=b", 0)}, []bool{true})
 	require.Zero(t, learnt, "a room read before b's failed send may lack its events")
+}
+
+// A load generator waiting for acknowledgements lets twice the pull buffer
+// wait, plus hold_messages when the daemon holds events.
+func TestIngestConfig_loadBacklog(t *testing.T) {
+	var c IngestConfig
+	c.SetDefaults()
+	require.Equal(t, 2*1000*2+5000, c.LoadBacklog())
+	c.Hold = -time.Second
+	require.Equal(t, 2*1000*2, c.LoadBacklog(), "no holding: nothing held")
+	c.Hold = time.Second
+	c.Evaluation = EvaluateWorkers
+	require.Equal(t, 2*1000*2, c.LoadBacklog(), "workers evaluation never holds")
 }

@@ -22,10 +22,12 @@ func countOf(t *testing.T, h *harness, client string) int64 {
 }
 
 // A key far from its limit has its events held for ingest.hold (10 s,
-// longer than the test takes), while a key whose new events cross its limit is
-// evaluated, with what it had held, in the batch that brings them: its
-// deny flag is written while the others' events still wait. Stopping the
-// pipeline sends what is held, and then every count equals the model's.
+// longer than the test takes), from its first events on: the daemon reads
+// the room of a key it has never sent from its state (Store.Peek) instead
+// of evaluating it. A key whose new events cross its limit is evaluated,
+// with what it had held, in the batch that brings them: its deny flag is
+// written while the others' events still wait. Stopping the pipeline sends
+// what is held, and then every count equals the model's.
 func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 	started := time.Now()
 	now := started.UnixMilli()
@@ -42,29 +44,31 @@ func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 			trace = append(trace, event.Event{Client: fmt.Sprintf("c%d", client), TS: at + int64(i), Weight: 1})
 		}
 	}
-	// 1: five events per client, one message each. Nothing is known of the
-	// keys, so every one is evaluated and every message acknowledged.
+	// 1: five events per client, one message each. The keys are new: their
+	// states say a room of 50, and 5 < 50, so all are held, unacknowledged.
 	for c := range clients {
 		phase(c, 5, now-30000)
 		h.publish("svc", trace[len(trace)-5:], 5)
 	}
-	h.waitDrained(30 * time.Second)
-	for c := range clients {
-		require.Equal(t, int64(5), countOf(t, h, fmt.Sprintf("c%d", c)))
-	}
+	require.Eventually(t, func() bool {
+		return testutilValue(h.metrics.HeldEvents) == 5*clients
+	}, 30*time.Second, 10*time.Millisecond, "phase 1 events held")
+	require.Equal(t, float64(clients), testutilValue(h.metrics.HoldPeeks.WithLabelValues("room")))
+	require.Zero(t, testutilValue(h.metrics.HoldSends.WithLabelValues("near")), "no key was sent to learn its room")
+	require.Zero(t, countOf(t, h, "c0"), "held events are not in redis yet")
 
-	// 2: five more each; 10 < 50, so all are held, unacknowledged.
+	// 2: five more each; 10 < 50, still held.
 	for c := range clients {
 		phase(c, 5, now-20000)
 		h.publish("svc", trace[len(trace)-5:], 5)
 	}
 	require.Eventually(t, func() bool {
-		return testutilValue(h.metrics.HeldEvents) == 5*clients
+		return testutilValue(h.metrics.HeldEvents) == 10*clients
 	}, 30*time.Second, 10*time.Millisecond, "phase 2 events held")
-	require.Equal(t, int64(5), countOf(t, h, "c0"), "held events are not in redis yet")
+	require.Zero(t, countOf(t, h, "c0"))
 
 	// 3: c0 sends 45 more (55 > 50): it is evaluated at once, with its held
-	// five, and denied; the other keys' events still wait.
+	// ten, and denied; the other keys' events still wait.
 	phase(0, 45, now-10000)
 	h.publish("svc", trace[len(trace)-45:], 45)
 	require.Eventually(t, func() bool {
@@ -72,8 +76,8 @@ func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 		return err == nil && len(flags) == 1 && string(flags[0].Key) == "client=c0"
 	}, 30*time.Second, 10*time.Millisecond, "c0 denied")
 	require.Equal(t, int64(55), countOf(t, h, "c0"))
-	require.Equal(t, int64(5), countOf(t, h, "c1"), "c1's events still held")
-	require.Positive(t, testutilValue(h.metrics.HoldSends.WithLabelValues("near")))
+	require.Zero(t, countOf(t, h, "c1"), "c1's events still held")
+	require.Equal(t, float64(1), testutilValue(h.metrics.HoldSends.WithLabelValues("near")))
 
 	// Stopping sends the rest and acknowledges every message.
 	stop()
@@ -82,6 +86,7 @@ func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 	for c := 1; c < clients; c++ {
 		require.Equal(t, int64(10), countOf(t, h, fmt.Sprintf("c%d", c)))
 	}
+	require.GreaterOrEqual(t, histogramCount(t, h.metrics.Delivery), uint64(2*clients+1), "one delivery time per message")
 	compare(t, h, modelOf(h.rules, now, trace), now, started)
 }
 
@@ -100,11 +105,6 @@ func TestPipeline_heldEventsAreSentAfterHold(t *testing.T) {
 			e := event.Event{Client: fmt.Sprintf("c%d", c), TS: now - 5000 + int64(round), Weight: 1}
 			trace = append(trace, e)
 			h.publish("svc", []event.Event{e}, 1)
-		}
-		if round == 0 {
-			// A key is held only once an evaluation has told its room:
-			// the first round must be stored before the others come.
-			h.waitDrained(30 * time.Second)
 		}
 	}
 	h.waitDrained(30 * time.Second)

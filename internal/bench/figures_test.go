@@ -2,12 +2,8 @@ package bench
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/ratemon/ratemon/internal/config"
-	"github.com/ratemon/ratemon/pipeline"
 )
 
 func TestTripTS(t *testing.T) {
@@ -123,18 +119,4 @@ func TestSummarizeRSS(t *testing.T) {
 	one := summarizeRSS([]int64{7})
 	require.Equal(t, one.half1, one.half2)
 	require.Equal(t, rssFigures{}, summarizeRSS(nil))
-}
-
-// At --rate 0 the publisher lets the daemons' pull buffers, twice, and the
-// messages they may hold unacknowledged wait, per replica.
-func TestMaxBacklog(t *testing.T) {
-	var cfg config.Config
-	cfg.SetDefaults()
-	require.Equal(t, int64(2*1000*2+5000), maxBacklog(&cfg, 1))
-	require.Equal(t, int64(3*(2*1000*2+5000)), maxBacklog(&cfg, 3))
-	cfg.Ingest.Hold = -time.Second
-	require.Equal(t, int64(2*1000*2), maxBacklog(&cfg, 1), "no holding: nothing held")
-	cfg.Ingest.Hold = 2500 * time.Millisecond
-	cfg.Ingest.Evaluation = pipeline.EvaluateWorkers
-	require.Equal(t, int64(2*1000*2), maxBacklog(&cfg, 1), "workers evaluation never holds")
 }

@@ -203,7 +203,7 @@ func (b *Bench) measure(ctx context.Context, cfg *config.Config, dir string, lks
 		if o.Rate == 0 {
 			w := watchAcks(ctx, cons, 20*time.Millisecond)
 			pub.backlog = func() int64 { return pub.sent.Load() - w.floor.Load() }
-			pub.maxBacklog = maxBacklog(cfg, o.Replicas)
+			pub.maxBacklog = int64(cfg.Ingest.LoadBacklog() * o.Replicas)
 			defer w.close()
 		}
 		if err := publish(); err != nil {
@@ -278,12 +278,4 @@ func subjectsOf(cfg *config.Config) keyspace.Subjects {
 func mustKeys(cfg *config.Config) keyspace.Redis {
 	k, _ := keyspace.NewRedis(cfg.Redis.Prefix)
 	return k
-}
-
-// maxBacklog is how many published messages may wait unacknowledged before
-// publishing at --rate 0 pauses: per daemon, what it leaves unacknowledged
-// by design (its pull buffer, and ingest.hold_messages while it holds
-// events) plus another pull buffer queued.
-func maxBacklog(cfg *config.Config, replicas int) int64 {
-	return int64((cfg.Ingest.MaxUnacked() + cfg.Ingest.BatchSize*cfg.Ingest.Concurrency) * replicas)
 }

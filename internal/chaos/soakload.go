@@ -98,7 +98,7 @@ type soakLoad struct {
 func newSoakLoad(e *env, rate float64, seed uint64, start time.Time) *soakLoad {
 	return &soakLoad{start: start,
 		js: e.js, cons: e.cons, subject: e.subjects.Events(soakService), rate: rate,
-		maxBacklog: uint64(e.cfg.Ingest.MaxUnacked() + e.cfg.Ingest.BatchSize*e.cfg.Ingest.Concurrency), keepRecent: 75 * time.Second,
+		maxBacklog: uint64(e.cfg.Ingest.LoadBacklog()), keepRecent: 75 * time.Second,
 		rng: rand.New(rand.NewPCG(seed, seed^0x5eed)),
 	}
 }
