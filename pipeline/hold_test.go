@@ -53,7 +53,7 @@ func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return testutilValue(h.metrics.HeldEvents) == 5*clients
 	}, 30*time.Second, 10*time.Millisecond, "phase 1 events held")
-	require.Equal(t, float64(clients), testutilValue(h.metrics.HoldPeeks.WithLabelValues("room")))
+	require.Equal(t, clients, int(testutilValue(h.metrics.HoldPeeks.WithLabelValues("room"))))
 	require.Zero(t, testutilValue(h.metrics.HoldSends.WithLabelValues("near")), "no key was sent to learn its room")
 	require.Zero(t, countOf(t, h, "c0"), "held events are not in redis yet")
 
@@ -77,7 +77,7 @@ func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 	}, 30*time.Second, 10*time.Millisecond, "c0 denied")
 	require.Equal(t, int64(55), countOf(t, h, "c0"))
 	require.Zero(t, countOf(t, h, "c1"), "c1's events still held")
-	require.Equal(t, float64(1), testutilValue(h.metrics.HoldSends.WithLabelValues("near")))
+	require.Equal(t, 1, int(testutilValue(h.metrics.HoldSends.WithLabelValues("near"))))
 
 	// Stopping sends the rest and acknowledges every message.
 	stop()
