@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 )
 
@@ -94,4 +96,114 @@ func seenMember(msgs []Message) string {
 		b = strconv.AppendUint(b, m.Seq, 10)
 	}
 	return string(b)
+}
+
+// Bounds of one window-log entry (SPAN and PAIRS in lib.lua): its
+// milliseconds span at most logSpanMS, and it holds at most logPairs of
+// them.
+const (
+	logSpanMS = 1000
+	logPairs  = 256
+)
+
+// packRuns builds the log entries of a call whose messages are all
+// compact, for window.lua's append when every message is new: the events
+// summed per millisecond, in order, cut into entries as the script's
+// log_pairs would cut them, each encoded as the log stores it
+// (appendEntry). The script writes them to each rule's log as they are,
+// without a step per event, when none is late, out of the window or
+// before the rule's count boundary; otherwise it counts the messages
+// themselves.
+//
+// Layout, little-endian: the oldest time (6 bytes), the newest (6), the
+// total weight (6), the number of entries (3); then per entry its id time
+// (its newest, 6 bytes), the length of its body (3) and the body. nil when
+// there is no event.
+func packRuns(msgs []Message) []byte {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Events)
+	}
+	if n == 0 {
+		return nil
+	}
+	pairs := make([]Event, 0, n)
+	for _, m := range msgs {
+		pairs = append(pairs, m.Events...)
+	}
+	slices.SortFunc(pairs, func(a, b Event) int { return cmp.Compare(a.TS, b.TS) })
+	// Sum per millisecond, in place.
+	k := 0
+	var total int64
+	for _, e := range pairs {
+		total += e.Weight
+		if k > 0 && pairs[k-1].TS == e.TS {
+			pairs[k-1].Weight += e.Weight
+			continue
+		}
+		pairs[k] = Event{TS: e.TS, Weight: e.Weight}
+		k++
+	}
+	pairs = pairs[:k]
+	b := make([]byte, 0, 21+16*(1+len(pairs)/logPairs)+8*len(pairs))
+	b = appendUint(b, uint64(pairs[0].TS), 6)
+	b = appendUint(b, uint64(pairs[len(pairs)-1].TS), 6)
+	b = appendUint(b, uint64(total), 6)
+	countAt := len(b)
+	b = append(b, 0, 0, 0)
+	entries := 0
+	for i := 0; i < len(pairs); {
+		j := i
+		for j+1 < len(pairs) && pairs[j+1].TS-pairs[i].TS <= logSpanMS && j+1-i < logPairs {
+			j++
+		}
+		m := pairs[j].TS
+		b = appendUint(b, uint64(m), 6)
+		lenAt := len(b)
+		b = append(b, 0, 0, 0)
+		b = appendEntry(b, m, pairs[i:j+1])
+		putUint(b[lenAt:], uint64(len(b)-lenAt-3), 3)
+		entries++
+		i = j + 1
+	}
+	putUint(b[countAt:], uint64(entries), 3)
+	return b
+}
+
+// appendEntry appends the body of a log entry with id time m holding
+// pairs (ascending, within logSpanMS of m): their total weight (6 bytes),
+// then per pair, oldest first, two bytes x = (m - ts) + 1024 * w when its
+// weight w is 1 to 63, or x = m - ts followed by the weight in 6 bytes.
+// lib.lua reads it (entry_pairs).
+func appendEntry(b []byte, m int64, pairs []Event) []byte {
+	var total int64
+	for _, p := range pairs {
+		total += p.Weight
+	}
+	b = appendUint(b, uint64(total), 6)
+	for _, p := range pairs {
+		d := uint64(m - p.TS)
+		if p.Weight >= 1 && p.Weight <= 63 {
+			b = appendUint(b, d+1024*uint64(p.Weight), 2)
+			continue
+		}
+		b = appendUint(b, d, 2)
+		b = appendUint(b, uint64(p.Weight), 6)
+	}
+	return b
+}
+
+// appendUint appends the n low bytes of x, little-endian.
+func appendUint(b []byte, x uint64, n int) []byte {
+	for i := range n {
+		b = append(b, byte(x>>(8*i)))
+	}
+	return b
+}
+
+// putUint writes the n low bytes of x into b, little-endian.
+func putUint(b []byte, x uint64, n int) {
+	for i := range n {
+		b[i] = byte(x >> (8 * i))
+	}
 }

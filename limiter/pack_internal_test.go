@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -43,19 +44,69 @@ func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
 	g := &rs.Groups()[0]
 	now := time.Now().UnixMilli()
 	msgs := []Message{{Seq: 1, Events: []Event{{TS: now, Weight: 1, Mask: 1}}}, {Seq: 2, Events: []Event{{TS: now, Weight: 1, Mask: 1}}}}
-	for _, cut := range []int{1, 9, 10} {
+	// The arguments end with the messages, the seen-set member and the
+	// log entries.
+	const blobArg, runsArg = 3, 1
+	refused := func(arg int, change func(string) string, want, what string) {
+		t.Helper()
 		ks, args := st.windowCallArgs(now, 0, "client=bad", g, msgs)
-		blob := args[len(args)-2].(string)
-		args[len(args)-2] = blob[:len(blob)-cut]
+		switch v := args[len(args)-arg].(type) {
+		case string:
+			args[len(args)-arg] = change(v)
+		case []byte:
+			args[len(args)-arg] = change(string(v))
+		}
 		err := st.scripts.ingest.Run(t.Context(), rdb, ks, args...).Err()
-		require.ErrorContains(t, err, "packed messages", "cut %d bytes", cut)
+		require.ErrorContains(t, err, want, what)
 		n, err := rdb.Exists(t.Context(), ks...).Result()
 		require.NoError(t, err)
-		require.Zero(t, n, "cut %d bytes: nothing written", cut)
+		require.Zero(t, n, "%s: nothing written", what)
 	}
-	ks, args := st.windowCallArgs(now, 0, "client=bad", g, msgs)
-	args[len(args)-2] = args[len(args)-2].(string) + "x"
-	require.ErrorContains(t, st.scripts.ingest.Run(t.Context(), rdb, ks, args...).Err(), "packed messages")
+	for _, cut := range []int{1, 9, 10} {
+		refused(blobArg, func(b string) string { return b[:len(b)-cut] }, "packed messages", fmt.Sprintf("messages cut %d bytes", cut))
+	}
+	refused(blobArg, func(b string) string { return b + "x" }, "packed messages", "messages one byte long")
+	for _, cut := range []int{1, 5, 14} {
+		refused(runsArg, func(b string) string { return b[:len(b)-cut] }, "packed entries", fmt.Sprintf("entries cut %d bytes", cut))
+	}
+	refused(runsArg, func(b string) string { return b + "x" }, "packed entries", "entries one byte long")
+}
+
+// packRuns sums the events per millisecond, in order, and cuts them into
+// entries of at most logPairs milliseconds spanning at most logSpanMS;
+// each entry's body is its total weight, then per pair its offset from
+// the entry's newest time, with the weight in the same two bytes when it
+// is 1 to 63 and in six more otherwise.
+func TestPackRuns_layout(t *testing.T) {
+	got := packRuns([]Message{
+		{Seq: 2, Events: []Event{{TS: 5000, Weight: 1}, {TS: 4990, Weight: 70}}},
+		{Seq: 1, Events: []Event{{TS: 5000, Weight: 2}, {TS: 6001, Weight: 1}}},
+	})
+	le := func(x uint64, n int) []byte { return appendUint(nil, x, n) }
+	var want []byte
+	want = append(want, le(4990, 6)...) // oldest
+	want = append(want, le(6001, 6)...) // newest
+	want = append(want, le(74, 6)...)   // total
+	want = append(want, le(2, 3)...)    // entries: 6001 is more than 1000 ms after 4990
+	body1 := append(le(73, 6), le(10, 2)...)
+	body1 = append(body1, le(70, 6)...)               // 4990: weight 70 in 6 more bytes
+	body1 = append(body1, le(0+1024*3, 2)...)         // 5000: 1 + 2
+	want = append(want, le(5000, 6)...)               // the first entry's id time
+	want = append(want, le(uint64(len(body1)), 3)...) // its body's length
+	want = append(want, body1...)
+	body2 := append(le(1, 6), le(0+1024*1, 2)...)
+	want = append(want, le(6001, 6)...)
+	want = append(want, le(uint64(len(body2)), 3)...)
+	want = append(want, body2...)
+	require.Equal(t, want, got)
+	require.Nil(t, packRuns([]Message{{Seq: 1}}), "no event: no entries")
+
+	var evs []Event
+	for i := range 300 {
+		evs = append(evs, Event{TS: int64(1000 + i), Weight: 1})
+	}
+	runs := packRuns([]Message{{Events: evs}})
+	require.Equal(t, uint64(2), uint64(runs[18])|uint64(runs[19])<<8|uint64(runs[20])<<16, "at most logPairs milliseconds an entry")
 }
 
 // decodeRuleState reads lib.lua's packed rule state ('<i6i8i6i6i6i8i6i6i6'):

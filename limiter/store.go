@@ -318,10 +318,11 @@ func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, ms
 	}
 	if len(msgs) > 0 && long == 0 && packable(msgs) {
 		// Every message compact, the common case: all of them in one
-		// argument, and the seen-set member they make (see packMessages).
-		args := make([]any, 0, 7+6*len(g.Rules))
+		// argument, the seen-set member they make (see packMessages), and
+		// their log entries, ready to store (packRuns).
+		args := make([]any, 0, 8+6*len(g.Rules))
 		args = windowArgs(args, now, floor, lk, g)
-		args = append(args, -len(msgs), packMessages(msgs), seenMember(msgs))
+		args = append(args, -len(msgs), packMessages(msgs), seenMember(msgs), packRuns(msgs))
 		return s.windowKeys(lk, g), args
 	}
 	args := make([]any, 0, 5+6*len(g.Rules)+3*len(msgs)+4*long)

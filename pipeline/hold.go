@@ -17,7 +17,10 @@ import (
 // reaches the nearest threshold of a rule it is under (the rule's limit,
 // or its warn_at share when it has one), and, for the rules it is over,
 // until when their flags stand whatever comes: its room. While the weight
-// held for a key plus the new weight stays below that room, and the held
+// held for a key plus the new weight stays below half that room (below the
+// room would do for the counts; half makes a key coming near a threshold
+// go in steps, so that the call that crosses it carries a batch's events,
+// not the whole room's), and the held
 // events are sent holdMargin before the earliest of those flags ends, no
 // flag, alert or shadow flag can change when those events are counted: a
 // sliding window only loses events as time passes, and events only extend
@@ -201,7 +204,7 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 			start = hk.sinceMS
 		}
 		if holdable && h.hold >= time.Millisecond && hk.known && (hk.group == nil || hk.group == ka.Group) &&
-			hk.weight+hk.inflightW+w < hk.room.weight {
+			hk.weight+hk.inflightW+w < hk.room.weight/2 {
 			if wait := h.dueMS(start, hk.room) - nowMS; wait > 0 {
 				h.addLocked(ka.Key, hk, ka, mine, w, n, now, nowMS, now.Add(time.Duration(wait)*time.Millisecond))
 				continue

@@ -63,7 +63,7 @@ func TestHolder_failedMessageIsNeverAcknowledged(t *testing.T) {
 	require.Empty(t, nak)
 	require.Len(t, h.release(recs, false), 1, "message 1 complete")
 
-	// Message 2: a's share (1 < 8) is held, b's (9, not below 8) goes, and
+	// Message 2: a's share (1 < 8/2) is held, b's (9, not below 8/2) goes, and
 	// its send fails.
 	recs = batchRecs(2)
 	sends, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=a", 2, 1), appendOf(rs, "client=b", 2, 9)}, recs, now, 0)
@@ -88,6 +88,37 @@ func TestHolder_failedMessageIsNeverAcknowledged(t *testing.T) {
 	require.Len(t, sends, 1)
 }
 
+// A key is held while what it holds stays below half its room, then sent
+// with what it held; its next room is halved again: the steps shrink as
+// the key comes near its limit, and the send that reaches the limit
+// carries only what came since the last step.
+func TestHolder_holdsBelowHalfTheRoom(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	k := "client=a"
+	first, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 2)}, batchRecs(1), now, 0)
+	require.Len(t, first, 1, "room unknown: sent")
+	h.done(first, []limiter.Evaluation{evalOf(k, 2)}, false) // room 8
+
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 3)}, batchRecs(2), now, 0)
+	require.Empty(t, held, "3 < 8/2: held")
+	step, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 1)}, batchRecs(3), now, 0)
+	require.Equal(t, map[string]int{sendNear: 1}, why, "3 + 1 reaches half the room (4), far from the limit (8)")
+	require.Len(t, step, 1)
+	require.Equal(t, int64(4), step[0].weight, "what was held goes with it")
+	h.done(step, []limiter.Evaluation{evalOf(k, 6)}, false) // room 4
+
+	held, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 4, 1)}, batchRecs(4), now, 0)
+	require.Empty(t, held, "1 < 4/2: held")
+	step, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 5, 1)}, batchRecs(5), now, 0)
+	require.Len(t, step, 1, "1 + 1 reaches half the room (2)")
+	h.done(step, []limiter.Evaluation{evalOf(k, 8)}, false) // room 2: 2/2 = 1
+
+	step, _ = h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 6, 1)}, batchRecs(6), now, 0)
+	require.Len(t, step, 1, "near the limit every event goes")
+	require.Equal(t, int64(1), step[0].weight)
+}
+
 // Sends in flight count against the room, and a room read by a send that
 // may have run before an older one in Redis is reduced by the older one's
 // weight.
@@ -99,7 +130,7 @@ func TestHolder_inflightWeightCountsAgainstTheRoom(t *testing.T) {
 	h.done(first, []limiter.Evaluation{evalOf(k, 1)}, false) // room 9
 
 	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 2, 3)}, batchRecs(2), now, 0)
-	require.Empty(t, held, "3 < 9: held")
+	require.Empty(t, held, "3 < 9/2: held")
 	s1, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 3, 6)}, batchRecs(3), now, 0)
 	require.Len(t, s1, 1, "3 + 6 reaches the room: sent with what was held")
 	require.Equal(t, int64(9), s1[0].weight)

@@ -3,13 +3,17 @@
 -- for Redis (one EVALSHA, no server-side library needed).
 --
 -- A rule's window log is two ordered structures holding (ts, weight) pairs:
---   log  (stream)     in-order pairs. An entry holding one pair has the id
---                     "<ts>-<seq>" and the field n = weight. An entry holding
---                     several (one append of one limit key) has the id
---                     "<m>-<seq>", m its newest ts, and per pair the field
---                     "<m - ts>" = weight, oldest first; its pairs span at
---                     most SPAN ms, and every pair of a later entry is at or
---                     after m, so the log is in event-time order.
+--   log  (stream)     in-order pairs. An entry (pairs of one append of one
+--                     limit key) has the id "<m>-<seq>", m its newest ts,
+--                     and one field p, its body: the entry's total weight
+--                     in 6 bytes, then per pair, oldest first, 2 bytes x
+--                     (little-endian): the pair's ts is m - x % 1024, its
+--                     weight x / 1024 when that is not 0, else the next 6
+--                     bytes (appendEntry in pack.go). Its pairs span at most
+--                     SPAN ms, and every pair of a later entry is at or
+--                     after m, so the log is in event-time order. Entries
+--                     written before this form (one field n = weight, or
+--                     per pair a field "<m - ts>" = weight) are still read.
 --   late (sorted set) score ts, member "<weight>:<uniq>"; out-of-order pairs
 -- The cursors below walk both merged, in event-time order.
 
@@ -61,10 +65,111 @@ end
 
 local function empty() return {}, true end
 
+local byte = string.byte
+
+-- u6 and u3 read little-endian unsigned integers of 6 and 3 bytes of b at p.
+local function u6(b, p)
+  local a0, a1, a2, a3, a4, a5 = byte(b, p, p + 5)
+  return a0 + 256 * (a1 + 256 * (a2 + 256 * (a3 + 256 * (a4 + 256 * a5))))
+end
+
+local function u3(b, p)
+  local a0, a1, a2 = byte(b, p, p + 2)
+  return a0 + 256 * (a1 + 256 * a2)
+end
+
+-- le is the n low bytes of the integer x >= 0, little-endian.
+local function le(x, n)
+  local t = {}
+  for i = 1, n do
+    local d = x % 256
+    t[i] = d
+    x = (x - d) / 256
+  end
+  return string.char(unpack(t))
+end
+
+-- body_pairs appends to out, as flat ts, weight, ascending, the pairs with
+-- a ts in (lo, hi] of the body b of an entry with id time m.
+local function body_pairs(b, m, lo, hi, out)
+  local p, n = 7, #b
+  while p < n do
+    local x0, x1 = byte(b, p, p + 1)
+    local x = x0 + 256 * x1
+    local d = x % 1024
+    local w = (x - d) / 1024
+    if w == 0 then
+      w = u6(b, p + 2)
+      p = p + 8
+    else
+      p = p + 2
+    end
+    local ts = m - d
+    if ts > hi then return end
+    if ts > lo then
+      out[#out + 1] = ts
+      out[#out + 1] = w
+    end
+  end
+end
+
+-- body_sum is the weight of the pairs with a ts in (lo, hi] of the body b
+-- of an entry with id time m: its total when they all are.
+local function body_sum(b, m, lo, hi)
+  local x0, x1 = byte(b, 7, 8)
+  if m <= hi and m - (x0 + 256 * x1) % 1024 > lo then return u6(b, 1) end
+  local total, p, n = 0, 7, #b
+  while p < n do
+    x0, x1 = byte(b, p, p + 1)
+    local x = x0 + 256 * x1
+    local d = x % 1024
+    local w = (x - d) / 1024
+    if w == 0 then
+      w = u6(b, p + 2)
+      p = p + 8
+    else
+      p = p + 2
+    end
+    local ts = m - d
+    if ts > hi then return total end
+    if ts > lo then total = total + w end
+  end
+  return total
+end
+
+-- entry_body encodes the pairs pend[i..j] (flat ts, weight, ascending) as
+-- the body of an entry with id time m.
+local function entry_body(pend, i, j, m)
+  local parts, total = {}, 0
+  for k = i, j, 2 do
+    local d, w = m - pend[k], pend[k + 1]
+    total = total + w
+    if w >= 1 and w <= 63 then
+      parts[#parts + 1] = le(d + 1024 * w, 2)
+    else
+      parts[#parts + 1] = le(d, 2) .. le(w, 6)
+    end
+  end
+  return le(total, 6) .. table.concat(parts)
+end
+
 -- expand appends to out, as flat ts, weight, the pairs of log entry e with
 -- a ts in (lo, hi], ascending or descending.
 local function expand(e, lo, hi, asc, out)
   local m, f = id_ms(e[1]), e[2]
+  if f[1] == 'p' then
+    if asc then
+      body_pairs(f[2], m, lo, hi, out)
+      return
+    end
+    local t = {}
+    body_pairs(f[2], m, lo, hi, t)
+    for j = #t - 1, 1, -2 do
+      out[#out + 1] = t[j]
+      out[#out + 1] = t[j + 1]
+    end
+    return
+  end
   if #f == 2 then
     if m > lo and m <= hi then
       out[#out + 1] = m
@@ -158,7 +263,9 @@ local function log_sum(key, lo, hi)
     local r = redis.call('XRANGE', key, from, to, 'COUNT', CHUNK)
     for _, e in ipairs(r) do
       local m, f = id_ms(e[1]), e[2]
-      if #f == 2 then
+      if f[1] == 'p' then
+        total = total + body_sum(f[2], m, lo, hi)
+      elseif #f == 2 then
         if m > lo and m <= hi then total = total + tonumber(f[2]) end
       else
         for j = 1, #f - 1, 2 do

@@ -84,28 +84,48 @@ local function log_pairs(r, pend)
     local j = i
     while j + 2 <= n and pend[j + 2] - first <= SPAN and (j + 2 - i) / 2 < PAIRS do j = j + 2 end
     local m = pend[j]
-    -- weights are mostly 1: its string saves a format per pair
-    local args
-    if j == i then
-      local w = pend[i + 1]
-      args = {'n', w == 1 and '1' or s(w)}
-    else
-      args = {}
-      local na = 0
-      for k = i, j, 2 do
-        local w = pend[k + 1]
-        args[na + 1] = s(m - pend[k])
-        args[na + 2] = w == 1 and '1' or s(w)
-        na = na + 2
-      end
-    end
-    if type(redis.pcall('XADD', r.log, s(m) .. '-*', unpack(args))) == 'string' then
+    if type(redis.pcall('XADD', r.log, s(m) .. '-*', 'p', entry_body(pend, i, j, m))) == 'string' then
       r.t = m
     else
       for k = i, j, 2 do add_late(r, pend[k], pend[k + 1]) end
     end
     i = j + 2
   end
+end
+
+-- log_runs writes the entries the daemon built (packRuns in pack.go; rn of
+-- them from byte p of runs) to rule r's log as they are; an entry the
+-- stream refuses goes to the late set, pair by pair.
+local function log_runs(r, runs, p, rn)
+  for _ = 1, rn do
+    local m, len = u6(runs, p), u3(runs, p + 6)
+    local body = string.sub(runs, p + 9, p + 8 + len)
+    if type(redis.pcall('XADD', r.log, s(m) .. '-*', 'p', body)) == 'string' then
+      r.t = m
+    else
+      local t = {}
+      body_pairs(body, m, -math.huge, math.huge, t)
+      for k = 1, #t, 2 do add_late(r, t[k], t[k + 1]) end
+    end
+    p = p + 9 + len
+  end
+end
+
+-- read_runs checks the entries argument of packRuns and returns its
+-- oldest time, newest time, total weight, number of entries and where the
+-- first begins; nil when there is none.
+local function read_runs(runs)
+  if runs == nil or runs == '' then return nil end
+  local len = #runs
+  if len < 21 then error('packed entries: ' .. s(len) .. ' bytes, want at least 21') end
+  local rn = u3(runs, 19)
+  local p = 22
+  for e = 1, rn do
+    if p + 8 > len then error('packed entries: entry ' .. s(e) .. ' of ' .. s(rn) .. ' is cut short') end
+    p = p + 9 + u3(runs, p + 6)
+  end
+  if p ~= len + 1 then error('packed entries: want ' .. s(p - 1) .. ' bytes, got ' .. s(len)) end
+  return u6(runs, 1), u6(runs, 7), u6(runs, 13), rn, 22
 end
 
 -- append adds the messages of ARGV from index a: nmsgs, then per message
@@ -115,9 +135,13 @@ end
 -- counted by every rule: 9 bytes each, ts in 6 and weight in 3,
 -- little-endian (packEvents in pack.go). When nmsgs itself is negative,
 -- -nmsgs messages of that packed kind all come in one argument, each as
--- seq in 6 bytes (0: none), its event count in 3, then its events; and
--- then the seen-set member they make when all are new (packMessages and
--- seenMember in pack.go). A message already applied (its JetStream
+-- seq in 6 bytes (0: none), its event count in 3, then its events; then
+-- the seen-set member they make when all are new, and their log entries
+-- (packMessages, seenMember and packRuns in pack.go): when every message
+-- is new, a rule whose log the entries follow in order, with none of their
+-- events out of its retention or at or before its count boundary, takes
+-- the entries as they are, without a step per event; the other rules
+-- count the messages. A message already applied (its JetStream
 -- sequence is in the seen set) and an event id already counted are
 -- skipped; then each rule takes its events in event-time order and drops
 -- those at or before T - retention.
@@ -128,9 +152,9 @@ local function append(cx, a)
   for _, r in ipairs(cx.rules) do r.agg, r.n, r.times, r.newest, r.sorted = {}, 0, {}, -math.huge, true end
   local dupmsgs, dupids = 0, 0
   local nmsgs = tonumber(ARGV[a]); a = a + 1
-  local blob, member = nil, nil
+  local blob, member, runs = nil, nil, nil
   if nmsgs < 0 then
-    nmsgs, blob, member = -nmsgs, ARGV[a], ARGV[a + 1]
+    nmsgs, blob, member, runs = -nmsgs, ARGV[a], ARGV[a + 1], ARGV[a + 2]
   end
   -- The seen set records the messages applied to this key: one member per
   -- call, the sequences it applied joined by ',', scored by the highest.
@@ -179,6 +203,7 @@ local function append(cx, a)
     end
     if p ~= len + 1 then error('packed messages: want ' .. s(p - 1) .. ' bytes, got ' .. s(len)) end
   else
+    runs = nil
     local p = a
     for _ = 1, nmsgs do
       local n = tonumber(ARGV[p])
@@ -195,6 +220,7 @@ local function append(cx, a)
       end
     end
   end
+  local rlo, rhi, rtotal, rn, rp = read_runs(runs)
   if #seqs > 0 then
     local known = redis.call('ZRANGEBYSCORE', cx.seen, s(lo), '+inf')
     for _, m in ipairs(known) do
@@ -221,6 +247,20 @@ local function append(cx, a)
     if member then redis.call('ZADD', cx.seen, s(top), member) end
   end
   local rules = cx.rules
+  -- The rules that take the daemon's entries as they are (fast), and the
+  -- others, which count the messages' events (slow).
+  local fast, slow = {}, {}
+  for i, r in ipairs(rules) do
+    local ok = false
+    if rlo ~= nil and fresh_all then
+      local T = now
+      if r.t ~= nil and r.t > T then T = r.t end
+      if rhi > T then T = rhi end
+      ok = (r.t == nil or rlo >= r.t) and rlo > T - r.ret and rlo > r.b
+    end
+    if ok then fast[i] = true else slow[#slow + 1] = r end
+  end
+  local nslow = #slow
   for h = 1, #heads, 3 do
     local n, at, nev = heads[h], heads[h + 1], heads[h + 2]
     local fresh = true
@@ -230,14 +270,16 @@ local function append(cx, a)
       newseq[n] = false
       if not fresh then dupmsgs = dupmsgs + 1 end
     end
-    if fresh and (blob or nev < 0) then
+    if fresh and blob and nslow == 0 then
+      -- every rule takes the entries: nothing to count here
+    elseif fresh and (blob or nev < 0) then
       local b, first = blob, at
       if not blob then b, first, nev = ARGV[at], 1, -nev end
       for p = first, first + 9 * nev - 1, 9 do
         local t0, t1, t2, t3, t4, t5, w0, w1, w2 = byte(b, p, p + 8)
         local ts = t0 + 256 * (t1 + 256 * (t2 + 256 * (t3 + 256 * (t4 + 256 * t5))))
         local w = w0 + 256 * (w1 + 256 * w2)
-        for i = 1, nrules do tally(rules[i], ts, w) end
+        for i = 1, nslow do tally(slow[i], ts, w) end
       end
     elseif fresh then
       for e = 0, nev - 1 do
@@ -271,8 +313,16 @@ local function append(cx, a)
     put(cx, '_s', s(cx.floor))
   end
   local accepted, dropped = 0, 0
-  for _, r in ipairs(cx.rules) do
-    if r.n > 0 then
+  for i, r in ipairs(cx.rules) do
+    if fast[i] then
+      -- every pair is in order, inside the retention and after b
+      log_runs(r, runs, rp, rn)
+      r.c = r.c + rtotal
+      if r.m == nil or rlo < r.m then r.m = rlo end
+      accepted = accepted + rtotal
+      r.dirty = true
+      cx.dirty = true
+    elseif r.n > 0 then
       local times = r.times
       if not r.sorted then table.sort(times) end
       local T = now
