@@ -35,6 +35,9 @@ type harness struct {
 	metrics  *pipeline.Metrics
 	mode     pipeline.Evaluation
 	tune     func(*pipeline.IngestConfig) // optional, applied to the ingest configuration by start
+	// wholeFirstHold: every key holds its first events for the whole hold
+	// (pipeline.IngestOptions.WholeFirstHold).
+	wholeFirstHold bool
 }
 
 func newHarness(t *testing.T, rules []limiter.Rule, clock limiter.Clock) *harness {
@@ -114,7 +117,7 @@ func (h *harness) start(afterStore func([]jetstream.Msg) error) (stop func()) {
 	in, err := pipeline.NewIngest(pipeline.IngestOptions{
 		Config: cfg, Consumer: h.consumer(), Conn: h.nc, Subjects: h.subjects,
 		Store: h.store, Redis: h.rdb, Rules: func() *limiter.Ruleset { return h.rules }, Shards: 4,
-		Metrics: h.metrics, AfterStore: afterStore, Clock: h.clock,
+		Metrics: h.metrics, AfterStore: afterStore, Clock: h.clock, WholeFirstHold: h.wholeFirstHold,
 		Decisions: pipeline.NATSDecisions{Conn: h.nc, Subject: h.subjects.Decisions()},
 	})
 	require.NoError(h.t, err)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"container/heap"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -42,6 +43,7 @@ import (
 type holder struct {
 	maxHold time.Duration // Hold
 	maxMsgs int
+	spread  bool // first holds are drawn per key (dueMS)
 
 	mu       sync.Mutex
 	hold     time.Duration    // maxHold, shortened to the rules' shortest window (holdFor)
@@ -86,7 +88,10 @@ type heldKey struct {
 	since   time.Time // when the first held event came; zero: nothing held
 	sinceMS int64     // the same on the rules' clock (Unix ms)
 	due     time.Time // when the held events must go
-	gen     uint64    // counts the times the held events were taken
+	// firstHold is how long (ms) the key holds before its first send
+	// (dueMS); 0: not drawn yet.
+	firstHold int64
+	gen       uint64 // counts the times the held events were taken
 }
 
 // heldRef queues a key's held events (gen: those taken since are not
@@ -133,7 +138,7 @@ const (
 )
 
 func newHolder(hold time.Duration, maxMsgs int) *holder {
-	return &holder{maxHold: hold, hold: hold, maxMsgs: maxMsgs, keys: map[limiter.LimitKey]*heldKey{}}
+	return &holder{maxHold: hold, hold: hold, maxMsgs: maxMsgs, keys: map[limiter.LimitKey]*heldKey{}, spread: true}
 }
 
 // records makes the records of a batch's messages, keyed by stream
@@ -157,7 +162,8 @@ func records(msgs []jetstream.Msg, seqs []uint64, keep bool) map[uint64]*msgRec 
 }
 
 // plan decides, for each key of a batch, whether its events are held or
-// sent, and adds the keys whose held events are due. It returns the sends
+// sent; it adds what is held, soonest due first, only while more than
+// maxMsgs messages wait (due keys are the flusher's). It returns the sends
 // and, per reason, how many keys each reason sent.
 func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map[uint64]*msgRec, now time.Time, nowMS int64) ([]send, map[string]int) {
 	h.mu.Lock()
@@ -203,9 +209,10 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 		if !hk.since.IsZero() {
 			start = hk.sinceMS
 		}
+		sum := hk.weight + hk.inflightW + w
 		if holdable && h.hold >= time.Millisecond && hk.known && (hk.group == nil || hk.group == ka.Group) &&
-			hk.weight+hk.inflightW+w < hk.room.weight/2 {
-			if wait := h.dueMS(start, hk.room) - nowMS; wait > 0 {
+			sum < hk.room.weight/2 {
+			if wait := h.dueMS(start, hk) - nowMS; wait > 0 {
 				h.addLocked(ka.Key, hk, ka, mine, w, n, now, nowMS, now.Add(time.Duration(wait)*time.Millisecond))
 				continue
 			}
@@ -213,14 +220,33 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 		why[sendNear]++
 		sends = append(sends, h.takeLocked(ka.Key, hk, ka.Group, ka.Messages, mine, w))
 	}
-	return append(sends, h.dueLocked(now, why)...), why
+	// Due keys go with the flusher, not with a batch: a batch loop busy
+	// with thousands of routine calls would leave the next batch's keys
+	// near a threshold waiting. Only more than HoldMessages messages
+	// waiting makes a batch send what is held, at once.
+	if h.heldMsgs > h.maxMsgs {
+		sends = append(sends, h.dueLocked(now, why)...)
+	}
+	return sends, why
 }
 
 // dueMS is when (Unix ms, on the rules' clock) events held since start
 // must go, under a key's room: after Hold, and holdMargin before the
-// earliest flag of the key ends.
-func (h *holder) dueMS(start int64, rm room) int64 {
-	return min(start+h.hold.Milliseconds(), rm.until-holdMargin.Milliseconds())
+// earliest flag of the key ends. A key never sent yet holds its first
+// events for a part of Hold drawn once, from 1 ms to all of it: the keys a
+// start (or new rules) makes the holder learn at once would otherwise all
+// fall due at once, again and again, every Hold, and each time the deny
+// decisions of the keys crossing a limit would wait behind thousands of
+// calls.
+func (h *holder) dueMS(start int64, hk *heldKey) int64 {
+	hold := h.hold.Milliseconds()
+	if hk.sent == 0 && h.spread {
+		if hk.firstHold == 0 {
+			hk.firstHold = 1 + rand.Int64N(hold)
+		}
+		hold = hk.firstHold
+	}
+	return min(start+hold, hk.room.until-holdMargin.Milliseconds())
 }
 
 // setRulesLocked makes rs the holder's rules: what is held under the old

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -290,6 +292,66 @@ func TestHolder_learnsRoomsOfKeysNeverSent(t *testing.T) {
 	require.Empty(t, h.unknown(rs, batch), "a is known, b was sent")
 	learnt, _ = h.learn(rs, kas[1:], []limiter.Evaluation{evalOf("client=b", 0)}, []bool{true})
 	require.Zero(t, learnt, "a room read before b's failed send may lack its events")
+}
+
+// Keys learnt together (a start) hold their first events for a part of
+// the hold drawn per key, from 1 ms to all of it, so that they do not all
+// fall due together; after its first send a key holds for the whole hold.
+func TestHolder_firstHoldsAreSpread(t *testing.T) {
+	h, rs := holdFixture(t) // hold 1 s
+	now := time.Now()
+	h.plan(rs, nil, nil, now, 0)
+	var batch []limiter.KeyAppend
+	var evals []limiter.Evaluation
+	for i := range 200 {
+		k := fmt.Sprintf("client=%d", i)
+		batch = append(batch, appendOf(rs, k, 1, 1))
+		evals = append(evals, evalOf(k, 0))
+	}
+	kas := h.unknown(rs, batch)
+	learnt, _ := h.learn(rs, kas, evals, slices.Repeat([]bool{true}, len(kas)))
+	require.Equal(t, 200, learnt)
+	sends, _ := h.plan(rs, batch, batchRecs(1), now, 0)
+	require.Empty(t, sends, "all held")
+	lo, hi := time.Hour, time.Duration(0)
+	for _, hk := range h.keys {
+		d := hk.due.Sub(now)
+		require.GreaterOrEqual(t, d, time.Millisecond)
+		require.LessOrEqual(t, d, time.Second)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	require.Less(t, lo, 100*time.Millisecond, "spread over the hold")
+	require.Greater(t, hi, 900*time.Millisecond, "spread over the hold")
+
+	// Sent once (due), a key holds its next events for the whole hold.
+	sends, _ = h.due(now.Add(time.Second))
+	require.Len(t, sends, 200)
+	h.done(sends, evals, false)
+	next := now.Add(2 * time.Second)
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=0", 2, 1)}, batchRecs(2), next, 2000)
+	require.Empty(t, held)
+	require.Equal(t, next.Add(time.Second), h.keys["client=0"].due)
+}
+
+// A batch does not send other keys' due events: the flusher does (due),
+// so that a batch with keys near a threshold does not wait for them.
+func TestHolder_dueKeysAreTheFlushers(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	for i, k := range []string{"client=a", "client=b"} {
+		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), now, 0)
+		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
+	}
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=a", 3, 1)}, batchRecs(3), now, 0)
+	require.Empty(t, held)
+	later := now.Add(2 * time.Second)
+	sends, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=b", 4, 9)}, batchRecs(4), later, 2000)
+	require.Equal(t, map[string]int{sendNear: 1}, why, "a is due, but not this batch's")
+	require.Len(t, sends, 1)
+	sends, why = h.due(later)
+	require.Equal(t, map[string]int{sendAge: 1}, why)
+	require.Len(t, sends, 1)
+	require.Equal(t, limiter.LimitKey("client=a"), sends[0].ka.Key)
 }
 
 // A load generator waiting for acknowledgements lets twice the pull buffer

@@ -35,6 +35,7 @@ func TestPipeline_holdsKeysFarFromTheirLimits(t *testing.T) {
 	rules := []limiter.Rule{{Name: "minute", Limit: 50, Window: time.Minute}}
 	h := newHarnessAck(t, rules, clock, pipeline.EvaluateInline, 2*time.Minute)
 	h.tune = func(c *pipeline.IngestConfig) { c.Hold = 10 * time.Second } // the longest allowed
+	h.wholeFirstHold = true                                               // every key holds its first events 10 s
 	stop := h.start(nil)
 
 	const clients = 20

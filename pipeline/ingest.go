@@ -47,6 +47,10 @@ type IngestOptions struct {
 	// batch is acknowledged; an error leaves the batch unacknowledged, as a
 	// crash at that point would. Fault tests use it.
 	AfterStore func(msgs []jetstream.Msg) error
+	// WholeFirstHold makes a key's first hold the whole of ingest.hold, as
+	// every later one, instead of a part drawn at random (see holder.dueMS):
+	// for tests that count what is held.
+	WholeFirstHold bool
 }
 
 func (o *IngestOptions) validate() error {
@@ -116,6 +120,7 @@ func NewIngest(opts IngestOptions) (*Ingest, error) {
 		m: opts.Metrics, log: in.log, shards: opts.Shards}
 	if opts.Config.Holds() {
 		in.hold = newHolder(opts.Config.Hold, opts.Config.HoldMessages)
+		in.hold.spread = !opts.WholeFirstHold
 	}
 	return in, nil
 }

@@ -111,6 +111,9 @@ func (b *Bench) setup(ctx context.Context, servers string) Setup {
 	if o.Dist == Zipf {
 		s.ZipfS = o.ZipfS
 	}
+	if o.AbuseRamp > 0 {
+		s.AbuseRamp = o.AbuseRamp.String()
+	}
 	if o.Events > 0 {
 		s.EventsPerRun = o.Events
 	} else {

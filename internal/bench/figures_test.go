@@ -2,6 +2,7 @@ package bench
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -100,6 +101,33 @@ func TestPicker_deterministicWithAbusiveShare(t *testing.T) {
 	}
 	require.Greater(t, counts[0], counts[10])
 	require.Greater(t, counts[10], counts[500])
+}
+
+// With AbuseRamp, abusive key j of n starts at draw j/n × ramp × rate:
+// before it, it is drawn only as often as any key; after it, at the
+// abusive share.
+func TestPicker_abuseRampStartsKeysInTurn(t *testing.T) {
+	o := &Options{Keys: 1000, Dist: Uniform, Abusive: 0.01, Seed: 7, Rate: 10000, AbuseRamp: 10 * time.Second}
+	p := newPicker(o)
+	seq := p.sequence(200000) // 20 s at the rate: the last key starts at 90,000
+	for j, k := range p.abusive {
+		start := j * 10000
+		require.Equal(t, start, p.starts[j])
+		before, after := 0, 0
+		for i, x := range seq {
+			switch {
+			case x != k:
+			case i < start:
+				before++
+			case i < start+10000:
+				after++
+			}
+		}
+		// Any key: 1/2000 of the draws; an abusive one: 100/2000.
+		require.LessOrEqual(t, before, start/2000*3+5, "key %d before its start", j)
+		require.Greater(t, after, 10000/2000*100/2, "key %d after its start", j)
+	}
+	require.Error(t, (&Options{Abusive: 0.01, AbuseRamp: time.Second}).validate(), "a ramp without a rate")
 }
 
 func TestNum(t *testing.T) {

@@ -16,14 +16,16 @@ const Service = "bench"
 func clientID(k int) string { return fmt.Sprintf("k%06d", k) }
 
 // picker draws the key of each event: with probability pAbuse one of the
-// abusive keys (uniformly), else a key of the distribution over all keys.
-// It is deterministic for a seed, so every run and every reference sees the
-// same key sequence.
+// abusive keys (uniformly) once it has started, else a key of the
+// distribution over all keys. It is deterministic for a seed, so every run
+// and every reference sees the same key sequence.
 type picker struct {
 	rng     *rand.Rand
 	n       int
 	zipf    *rand.Zipf
 	abusive []uint32
+	starts  []int // per abusive key, the draw from which it abuses (Options.AbuseRamp)
+	drawn   int
 	pAbuse  float64
 }
 
@@ -39,13 +41,20 @@ func newPicker(o *Options) *picker {
 			p.abusive = append(p.abusive, uint32(k))
 		}
 		p.pAbuse = float64(AbuseFactor*nAbuse) / float64(AbuseFactor*nAbuse+o.Keys)
+		p.starts = make([]int, nAbuse)
+		for j := range p.starts {
+			p.starts[j] = int(float64(j) / float64(nAbuse) * o.AbuseRamp.Seconds() * o.Rate)
+		}
 	}
 	return p
 }
 
 func (p *picker) next() uint32 {
+	p.drawn++
 	if len(p.abusive) > 0 && p.rng.Float64() < p.pAbuse {
-		return p.abusive[p.rng.IntN(len(p.abusive))]
+		if j := p.rng.IntN(len(p.abusive)); p.drawn > p.starts[j] {
+			return p.abusive[j]
+		}
 	}
 	if p.zipf != nil {
 		return uint32(p.zipf.Uint64())

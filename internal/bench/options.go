@@ -73,6 +73,13 @@ type Options struct {
 	Rate    float64      // events per second; 0: as fast as ratemon takes them
 	Events  int          // events per run; 0: publish for Duration
 	Abusive float64      // fraction of keys sending AbuseFactor times the average
+	// AbuseRamp, when set (it needs Rate), starts the abusive keys one
+	// after another over the first AbuseRamp of publishing, at even steps
+	// of the event count; before its start an abusive key sends like any
+	// other. Without it they all abuse from the first event, so every key
+	// crosses its limit while the daemons have only just started: the
+	// detection lag is then that of a start, not of a running daemon.
+	AbuseRamp time.Duration
 	// Duration is how long each run publishes when Events is 0.
 	Duration time.Duration
 	PerMsg   int // events per NATS message
@@ -179,6 +186,15 @@ func (o *Options) validate() error {
 	}
 	if !(o.Abusive >= 0 && o.Abusive < 1) {
 		bad("abusive", "must be a fraction of the keys, at least 0 and below 1, got %g", o.Abusive)
+	}
+	if o.AbuseRamp < 0 {
+		bad("abuse-ramp", "must be positive, got %v", o.AbuseRamp)
+	}
+	if o.AbuseRamp > 0 && o.Rate == 0 {
+		bad("abuse-ramp", "needs --rate: the abusive keys start at steps of the event count")
+	}
+	if o.AbuseRamp > 0 && o.Events == 0 && o.AbuseRamp >= o.Duration {
+		bad("abuse-ramp", "must be shorter than --duration (%v), got %v", o.Duration, o.AbuseRamp)
 	}
 	if o.PerMsg < 1 || o.PerMsg > 10000 {
 		bad("per-msg", "must be between 1 and 10000, got %d", o.PerMsg)

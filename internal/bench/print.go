@@ -42,8 +42,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		agg = "%d run"
 	}
 	fmt.Fprintf(w, "ratemon bench  %s  nproc %d  redis %s  servers: %s  %s\n", s.Date, s.NProc, s.RedisVersion, s.Servers, s.GoVersion)
-	fmt.Fprintf(w, "load: %d keys %s, %g abusive, rate %s, %s, %d events/msg; rule %d per %dms; %d %s replica(s)%s; "+agg+"\n\n",
-		s.Keys, dist, s.Abusive, rate, length, s.PerMsg, s.Limit, s.WindowMS, s.Replicas, mode, backlogNote(s.Backlog), s.Runs)
+	abusive := fmt.Sprintf("%g abusive", s.Abusive)
+	if s.AbuseRamp != "" {
+		abusive += " (starting over the first " + s.AbuseRamp + ")"
+	}
+	fmt.Fprintf(w, "load: %d keys %s, %s, rate %s, %s, %d events/msg; rule %d per %dms; %d %s replica(s)%s; "+agg+"\n\n",
+		s.Keys, dist, abusive, rate, length, s.PerMsg, s.Limit, s.WindowMS, s.Replicas, mode, backlogNote(s.Backlog), s.Runs)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tratemon\tseed exact\tseed approx\txadd ceiling\t")

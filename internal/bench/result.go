@@ -86,6 +86,7 @@ type Setup struct {
 	Duration     string  `json:"duration,omitempty"`
 	EventsPerRun int     `json:"events_per_run,omitempty"`
 	Abusive      float64 `json:"abusive"`
+	AbuseRamp    string  `json:"abuse_ramp,omitempty"`
 	PerMsg       int     `json:"per_msg"`
 	Replicas     int     `json:"replicas"`
 	InProcess    bool    `json:"inprocess"`
