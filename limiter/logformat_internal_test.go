@@ -68,9 +68,6 @@ func TestLogReaders_readEveryEntryForm(t *testing.T) {
 				ps = ps[:len(ps)-1]
 			}
 		}
-		if ts-first > logSpanMS {
-			ts = first + logSpanMS
-		}
 		m := ps[len(ps)-1].ts
 		var values []any
 		switch form := e % 3; {
