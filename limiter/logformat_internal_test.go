@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ratemon/ratemon/internal/keyspace"
 	"github.com/ratemon/ratemon/internal/testenv"
 )
 
@@ -143,18 +142,9 @@ func ints(t *testing.T, v any) []int64 {
 // newest counts the messages itself: the late event goes to the late set,
 // the others to a packed entry, and the count takes both.
 func TestWindowScript_storesTheDaemonsEntries(t *testing.T) {
-	rdb := testenv.Redis(t)
 	ctx := t.Context()
-	keys, err := keyspace.NewRedis(testenv.Prefix(t, rdb))
-	require.NoError(t, err)
-	rules := []Rule{{Name: "r", Limit: 1000, Window: time.Minute}}
-	rules[0].SetDefaults()
-	rs, err := NewRuleset(rules)
-	require.NoError(t, err)
 	now := time.Now().UnixMilli()
-	st, err := NewStore(StoreOptions{Client: rdb, Keys: keys, Clock: FixedClock(time.UnixMilli(now))})
-	require.NoError(t, err)
-	g := &rs.Groups()[0]
+	st, rdb, keys, g := oneRuleStore(t, 1000, now)
 	lk := LimitKey("client=fast")
 	msgs := []Message{
 		{Seq: 1, Events: []Event{{TS: now - 20, Weight: 1, Mask: 1}, {TS: now - 10, Weight: 2, Mask: 1}}},
@@ -181,4 +171,21 @@ func TestWindowScript_storesTheDaemonsEntries(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 2)
 	require.Equal(t, map[string]any{"p": string(appendEntry(nil, now, []Event{{TS: now, Weight: 1}}))}, entries[1].Values)
+
+	// With its state gone (no newest time known), a call takes the built
+	// entries; the stream refuses one older than its last id, and its
+	// pairs go to the late set instead.
+	require.NoError(t, rdb.Del(ctx, keys.State(string(lk))).Err())
+	old := []Message{{Seq: 4, Events: []Event{{TS: now - 40, Weight: 7, Mask: 1}}}}
+	res, _, err := st.AppendEvaluate(ctx, 0, []KeyAppend{{Key: lk, Group: g, Messages: old}})
+	require.NoError(t, err)
+	require.Equal(t, int64(7), res.Accepted)
+	late2, err := rdb.ZRangeWithScores(ctx, keys.Late(string(lk), "r"), 0, -1).Result()
+	require.NoError(t, err)
+	require.Len(t, late2, 2)
+	require.Equal(t, float64(now-40), late2[0].Score)
+	require.True(t, strings.HasPrefix(late2[0].Member.(string), "7:"), "weight 7: %v", late2[0].Member)
+	entries, err = rdb.XRange(ctx, keys.Log(string(lk), "r"), "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, entries, 2, "nothing added to the log")
 }

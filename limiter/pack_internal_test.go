@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/ratemon/ratemon/internal/keyspace"
@@ -32,17 +33,8 @@ func TestPackMessages_layout(t *testing.T) {
 // A packed argument of the wrong length is refused before anything is
 // written: a script error does not undo the writes made before it.
 func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
-	rdb := testenv.Redis(t)
-	keys, err := keyspace.NewRedis(testenv.Prefix(t, rdb))
-	require.NoError(t, err)
-	rules := []Rule{{Name: "r", Limit: 10, Window: time.Minute}}
-	rules[0].SetDefaults()
-	rs, err := NewRuleset(rules)
-	require.NoError(t, err)
-	st, err := NewStore(StoreOptions{Client: rdb, Keys: keys})
-	require.NoError(t, err)
-	g := &rs.Groups()[0]
 	now := time.Now().UnixMilli()
+	st, rdb, _, g := oneRuleStore(t, 10, now)
 	msgs := []Message{{Seq: 1, Events: []Event{{TS: now, Weight: 1, Mask: 1}}}, {Seq: 2, Events: []Event{{TS: now, Weight: 1, Mask: 1}}}}
 	// The arguments end with the messages, the seen-set member and the
 	// log entries.
@@ -107,6 +99,23 @@ func TestPackRuns_layout(t *testing.T) {
 	}
 	runs := packRuns([]Message{{Events: evs}})
 	require.Equal(t, uint64(2), uint64(runs[18])|uint64(runs[19])<<8|uint64(runs[20])<<16, "at most logPairs milliseconds an entry")
+}
+
+// oneRuleStore is a store on the test Redis, under a fresh prefix, whose
+// clock stands at now, with one rule "r" (limit per minute): the store,
+// its client, its keys and the rule's group.
+func oneRuleStore(t *testing.T, limit int64, now int64) (*Store, *redis.Client, keyspace.Redis, *Group) {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	keys, err := keyspace.NewRedis(testenv.Prefix(t, rdb))
+	require.NoError(t, err)
+	rules := []Rule{{Name: "r", Limit: limit, Window: time.Minute}}
+	rules[0].SetDefaults()
+	rs, err := NewRuleset(rules)
+	require.NoError(t, err)
+	st, err := NewStore(StoreOptions{Client: rdb, Keys: keys, Clock: FixedClock(time.UnixMilli(now))})
+	require.NoError(t, err)
+	return st, rdb, keys, &rs.Groups()[0]
 }
 
 // decodeRuleState reads lib.lua's packed rule state ('<i6i8i6i6i6i8i6i6i6'):

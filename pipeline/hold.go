@@ -209,9 +209,8 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 		if !hk.since.IsZero() {
 			start = hk.sinceMS
 		}
-		sum := hk.weight + hk.inflightW + w
 		if holdable && h.hold >= time.Millisecond && hk.known && (hk.group == nil || hk.group == ka.Group) &&
-			sum < hk.room.weight/2 {
+			hk.weight+hk.inflightW+w < hk.room.weight/2 {
 			if wait := h.dueMS(start, hk) - nowMS; wait > 0 {
 				h.addLocked(ka.Key, hk, ka, mine, w, n, now, nowMS, now.Add(time.Duration(wait)*time.Millisecond))
 				continue

@@ -42,6 +42,15 @@ func overOf(key string, until int64) limiter.Evaluation {
 	return limiter.Evaluation{Key: limiter.LimitKey(key), Rules: []limiter.RuleState{{Rule: "r", Count: 12, Limit: 10, Over: true, Until: until}}}
 }
 
+// sentOnce sends each key's first event (sequences 1, 2, ...) at now and
+// answers it with a count of 1: each then knows its room (9).
+func sentOnce(h *holder, rs *limiter.Ruleset, now time.Time, keys ...string) {
+	for i, k := range keys {
+		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), now, 0)
+		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
+	}
+}
+
 func batchRecs(seqs ...uint64) map[uint64]*msgRec {
 	recs := map[uint64]*msgRec{}
 	for _, s := range seqs {
@@ -216,10 +225,7 @@ func TestHolder_fullSendsTheOldest(t *testing.T) {
 	_, rs := holdFixture(t)
 	h := newHolder(time.Minute, 2)
 	now := time.Now()
-	for i, k := range []string{"client=a", "client=b", "client=c"} {
-		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), now, 0)
-		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
-	}
+	sentOnce(h, rs, now, "client=a", "client=b", "client=c")
 	var sent []send
 	for i, k := range []string{"client=a", "client=b", "client=c"} {
 		s, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(10+i), 1)}, batchRecs(uint64(10+i)), now.Add(time.Duration(i)*time.Millisecond), 0)
@@ -252,10 +258,7 @@ func TestHoldFor_quarterOfTheShortestWindow(t *testing.T) {
 func TestHolder_sweepForgetsIdleEmptyKeys(t *testing.T) {
 	h, rs := holdFixture(t)
 	then := time.Now()
-	for i, k := range []string{"client=a", "client=b"} {
-		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), then, 0)
-		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
-	}
+	sentOnce(h, rs, then, "client=a", "client=b")
 	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=b", 3, 1)}, batchRecs(3), then, 0)
 	require.Empty(t, held)
 	h.sweep(then.Add(time.Second))
@@ -338,10 +341,7 @@ func TestHolder_firstHoldsAreSpread(t *testing.T) {
 func TestHolder_dueKeysAreTheFlushers(t *testing.T) {
 	h, rs := holdFixture(t)
 	now := time.Now()
-	for i, k := range []string{"client=a", "client=b"} {
-		s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, uint64(i+1), 1)}, batchRecs(uint64(i+1)), now, 0)
-		h.done(s, []limiter.Evaluation{evalOf(k, 1)}, false)
-	}
+	sentOnce(h, rs, now, "client=a", "client=b")
 	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, "client=a", 3, 1)}, batchRecs(3), now, 0)
 	require.Empty(t, held)
 	later := now.Add(2 * time.Second)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"time"
 
@@ -87,6 +88,11 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	rep := &Report{Setup: b.setup(ctx, servers)}
+	if o.LagsFile != "" {
+		if err := os.WriteFile(o.LagsFile, nil, 0o644); err != nil {
+			return nil, fmt.Errorf("lags file: %w", err)
+		}
+	}
 	for i := range o.Runs {
 		b.log.Info("run", "run", i+1, "of", o.Runs)
 		rr, err := b.runOnce(ctx, ep)

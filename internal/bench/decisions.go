@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sync"
@@ -99,6 +101,28 @@ type lagStats struct {
 	keys          int // keys the model trips that got a deny decision
 	missing       int // keys the model trips that got none
 	extra         int // keys that got a deny decision the model never trips
+	perKey        []keyLag
+}
+
+// keyLag is one key's detection lag: its trip instant (Unix ms, event
+// time) and the time from it to its first deny decision (ms).
+type keyLag struct {
+	key  limiter.LimitKey
+	trip int64
+	lag  float64
+}
+
+// writeLags writes one line per key, "<run> <key> <trip ms> <lag ms>",
+// in the order of the trips (Options.LagsFile).
+func writeLags(w io.Writer, run string, lags []keyLag) error {
+	sorted := slices.Clone(lags)
+	slices.SortFunc(sorted, func(a, b keyLag) int { return cmp.Compare(a.trip, b.trip) })
+	for _, l := range sorted {
+		if _, err := fmt.Fprintf(w, "%s %s %d %.1f\n", run, l.key, l.trip, l.lag); err != nil {
+			return fmt.Errorf("write lags: %w", err)
+		}
+	}
+	return nil
 }
 
 // detectionLag compares the trip instant of every key (from its event
@@ -119,6 +143,7 @@ func detectionLag(perKey [][]int64, lks []limiter.LimitKey, first map[limiter.Li
 			continue
 		}
 		lags = append(lags, at-float64(trip))
+		st.perKey = append(st.perKey, keyLag{key: lks[k], trip: trip, lag: at - float64(trip)})
 	}
 	for k := range first {
 		if !tripped[k] {

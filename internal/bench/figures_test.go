@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ratemon/ratemon/limiter"
 )
 
 func TestTripTS(t *testing.T) {
@@ -128,6 +131,24 @@ func TestPicker_abuseRampStartsKeysInTurn(t *testing.T) {
 		require.Greater(t, after, 10000/2000*100/2, "key %d after its start", j)
 	}
 	require.Error(t, (&Options{Abusive: 0.01, AbuseRamp: time.Second}).validate(), "a ramp without a rate")
+}
+
+// Each tripped key's lag is its first deny decision's time less its trip
+// instant; the lags file lists them in trip order.
+func TestDetectionLag_perKey(t *testing.T) {
+	lks := []limiter.LimitKey{"client=a", "client=b", "client=c"}
+	perKey := [][]int64{
+		{1000, 1001, 1002},    // trips at 1002 (limit 3)
+		{500, 600, 700, 800},  // trips at 700
+		{100, 20_000, 40_000}, // never 3 in one window
+	}
+	first := map[limiter.LimitKey]float64{"client=a": 1012.5, "client=b": 704}
+	st := detectionLag(perKey, lks, first, 3, 10_000)
+	require.Equal(t, 2, st.keys)
+	require.ElementsMatch(t, []keyLag{{"client=a", 1002, 10.5}, {"client=b", 700, 4}}, st.perKey)
+	var b strings.Builder
+	require.NoError(t, writeLags(&b, "run1", st.perKey))
+	require.Equal(t, "run1 client=b 700 4.0\nrun1 client=a 1002 10.5\n", b.String())
 }
 
 func TestNum(t *testing.T) {

@@ -80,6 +80,10 @@ type Options struct {
 	// crosses its limit while the daemons have only just started: the
 	// detection lag is then that of a start, not of a running daemon.
 	AbuseRamp time.Duration
+	// LagsFile, when set, receives every tripped key's detection lag, a
+	// line "<run> <key> <trip Unix ms> <lag ms>" each, in trip order (the
+	// run is its Redis prefix): where in a run the lag goes.
+	LagsFile string
 	// Duration is how long each run publishes when Events is 0.
 	Duration time.Duration
 	PerMsg   int // events per NATS message

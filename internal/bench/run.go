@@ -91,6 +91,11 @@ func (b *Bench) runOnce(ctx context.Context, ep endpoints) (RunResult, error) {
 	lag := detectionLag(perKey, lks, m.first, o.Limit, windowMS)
 	res.LagP50MS, res.LagP99MS, res.LagMaxMS = lag.p50, lag.p99, lag.max
 	res.LagKeys, res.LagMissing, res.ExtraDenyKeys = float64(lag.keys), float64(lag.missing), float64(lag.extra)
+	if o.LagsFile != "" {
+		if err := appendLags(o.LagsFile, n.prefix, lag.perKey); err != nil {
+			return rr, err
+		}
+	}
 	res.Decisions = float64(m.decisions)
 
 	mc, err := compareModel(ctx, b.rdb, keys, rs, model)
@@ -278,4 +283,18 @@ func subjectsOf(cfg *config.Config) keyspace.Subjects {
 func mustKeys(cfg *config.Config) keyspace.Redis {
 	k, _ := keyspace.NewRedis(cfg.Redis.Prefix)
 	return k
+}
+
+// appendLags adds a run's per-key lags to the file of Options.LagsFile.
+func appendLags(path, run string, lags []keyLag) (err error) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("lags file: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("lags file: %w", cerr)
+		}
+	}()
+	return writeLags(f, run, lags)
 }

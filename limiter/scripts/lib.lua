@@ -118,22 +118,9 @@ end
 local function body_sum(b, m, lo, hi)
   local x0, x1 = byte(b, 7, 8)
   if m <= hi and m - (x0 + 256 * x1) % 1024 > lo then return u6(b, 1) end
-  local total, p, n = 0, 7, #b
-  while p < n do
-    x0, x1 = byte(b, p, p + 1)
-    local x = x0 + 256 * x1
-    local d = x % 1024
-    local w = (x - d) / 1024
-    if w == 0 then
-      w = u6(b, p + 2)
-      p = p + 8
-    else
-      p = p + 2
-    end
-    local ts = m - d
-    if ts > hi then return total end
-    if ts > lo then total = total + w end
-  end
+  local t, total = {}, 0
+  body_pairs(b, m, lo, hi, t)
+  for i = 2, #t, 2 do total = total + t[i] end
   return total
 end
 
