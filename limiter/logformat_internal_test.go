@@ -183,7 +183,7 @@ func TestWindowScript_storesTheDaemonsEntries(t *testing.T) {
 	late2, err := rdb.ZRangeWithScores(ctx, keys.Late(string(lk), "r"), 0, -1).Result()
 	require.NoError(t, err)
 	require.Len(t, late2, 2)
-	require.Equal(t, float64(now-40), late2[0].Score)
+	require.Equal(t, now-40, int64(late2[0].Score))
 	require.True(t, strings.HasPrefix(late2[0].Member.(string), "7:"), "weight 7: %v", late2[0].Member)
 	entries, err = rdb.XRange(ctx, keys.Log(string(lk), "r"), "-", "+").Result()
 	require.NoError(t, err)
