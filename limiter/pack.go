@@ -98,6 +98,42 @@ func seenMember(msgs []Message) string {
 	return string(b)
 }
 
+// seenRanges is the seen-set member of the ranges form: the messages'
+// sequences (0: none) sorted, consecutive ones joined as "first-last",
+// separated by ",". A hot key's call holds most of the messages of
+// several batches, so its thousands of sequences make a few ranges.
+// ok is false when a sequence comes twice: such a call goes in the form
+// with each message's events, which counts the copy once.
+func seenRanges(msgs []Message) (member string, ok bool) {
+	seqs := make([]uint64, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Seq != 0 {
+			seqs = append(seqs, m.Seq)
+		}
+	}
+	slices.Sort(seqs)
+	b := make([]byte, 0, 16)
+	for i := 0; i < len(seqs); {
+		j := i
+		for j+1 < len(seqs) && seqs[j+1] <= seqs[j]+1 {
+			if seqs[j+1] == seqs[j] {
+				return "", false
+			}
+			j++
+		}
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, seqs[i], 10)
+		if j > i {
+			b = append(b, '-')
+			b = strconv.AppendUint(b, seqs[j], 10)
+		}
+		i = j + 1
+	}
+	return string(b), true
+}
+
 // Bounds of one window-log entry (SPAN and PAIRS in lib.lua): its
 // milliseconds span at most logSpanMS, and it holds at most logPairs of
 // them.

@@ -30,18 +30,49 @@ func TestPackMessages_layout(t *testing.T) {
 	require.False(t, packable([]Message{{Seq: maxPackedSeq + 1}}), "a sequence past 6 bytes")
 }
 
+// seenRanges sorts the sequences, joins consecutive ones as first-last,
+// skips 0 and refuses a sequence twice.
+func TestSeenRanges(t *testing.T) {
+	msgs := func(seqs ...uint64) []Message {
+		out := make([]Message, len(seqs))
+		for i, q := range seqs {
+			out[i] = Message{Seq: q}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		seqs []uint64
+		want string
+	}{
+		{nil, ""},
+		{[]uint64{0, 0}, ""},
+		{[]uint64{7}, "7"},
+		{[]uint64{5, 0, 7}, "5,7"},
+		{[]uint64{12, 10, 11, 14, 20, 21}, "10-12,14,20-21"},
+		{[]uint64{maxPackedSeq, maxPackedSeq - 1}, "281474976710654-281474976710655"},
+	} {
+		got, ok := seenRanges(msgs(c.seqs...))
+		require.True(t, ok, "%v", c.seqs)
+		require.Equal(t, c.want, got, "%v", c.seqs)
+	}
+	for _, seqs := range [][]uint64{{3, 3}, {1, 2, 3, 2}, {9, 4, 9}} {
+		_, ok := seenRanges(msgs(seqs...))
+		require.False(t, ok, "%v: a sequence twice", seqs)
+	}
+}
+
 // A packed argument of the wrong length is refused before anything is
 // written: a script error does not undo the writes made before it.
 func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
 	now := time.Now().UnixMilli()
 	st, rdb, _, g := oneRuleStore(t, 10, now)
 	msgs := []Message{{Seq: 1, Events: []Event{{TS: now, Weight: 1, Mask: 1}}}, {Seq: 2, Events: []Event{{TS: now, Weight: 1, Mask: 1}}}}
-	// The arguments end with the messages, the seen-set member and the
-	// log entries.
-	const blobArg, runsArg = 3, 1
-	refused := func(arg int, change func(string) string, want, what string) {
+	// The arguments end with the messages (per-message form only), the
+	// seen-set member and the log entries.
+	const blobArg, memberArg, runsArg = 3, 2, 1
+	refusedIn := func(perMessage bool, arg int, change func(string) string, want, what string) {
 		t.Helper()
-		ks, args := st.windowCallArgs(now, 0, "client=bad", g, msgs)
+		ks, args := st.windowCallArgs(now, 0, "client=bad", g, msgs, perMessage)
 		switch v := args[len(args)-arg].(type) {
 		case string:
 			args[len(args)-arg] = change(v)
@@ -54,6 +85,10 @@ func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, n, "%s: nothing written", what)
 	}
+	refused := func(arg int, change func(string) string, want, what string) {
+		t.Helper()
+		refusedIn(true, arg, change, want, what)
+	}
 	for _, cut := range []int{1, 9, 10} {
 		refused(blobArg, func(b string) string { return b[:len(b)-cut] }, "packed messages", fmt.Sprintf("messages cut %d bytes", cut))
 	}
@@ -62,6 +97,17 @@ func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
 		refused(runsArg, func(b string) string { return b[:len(b)-cut] }, "packed entries", fmt.Sprintf("entries cut %d bytes", cut))
 	}
 	refused(runsArg, func(b string) string { return b + "x" }, "packed entries", "entries one byte long")
+
+	// The ranges form: the same entries, and a member of ranges.
+	ranges := func(arg int, change func(string) string, want, what string) {
+		t.Helper()
+		refusedIn(false, arg, change, want, what)
+	}
+	ranges(runsArg, func(b string) string { return b[:len(b)-1] }, "packed entries", "ranges form: entries cut")
+	ranges(runsArg, func(string) string { return "" }, "without log entries", "ranges form: no entries")
+	for _, bad := range []string{"2,1", "1-2,2", "3-1", "0", "1-x", "a"} {
+		ranges(memberArg, func(string) string { return bad }, "sequence ranges", "ranges form: member "+bad)
+	}
 }
 
 // packRuns sums the events per millisecond, in order, and cuts them into

@@ -53,5 +53,61 @@ func TestStore_packedMessagesDeduplicate(t *testing.T) {
 	for _, m := range members {
 		got[m.Member.(string)] = m.Score
 	}
-	require.Equal(t, map[string]float64{"1,2": 2, "3": 3}, got)
+	require.Equal(t, map[string]float64{"1-2": 2, "3": 3}, got, "1-2 in the ranges form, 3 message by message")
+}
+
+// A call in the ranges form records its sequences as ranges. One whose
+// ranges meet a member of an earlier call (of either form) is refused
+// before it writes anything and sent again message by message, which
+// reads the ranges and counts only the new messages.
+func TestStore_rangesFormResendsSeenMessages(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st, rs, _, keys := newFixture(t, []limiter.Rule{{Name: "r", Limit: 1_000_000, Window: time.Hour}}, now)
+	ctx := t.Context()
+	g := &rs.Groups()[0]
+	k := limiter.LimitKey("client=ranges")
+	send := func(seqs ...uint64) (limiter.AppendResult, int64) {
+		t.Helper()
+		msgs := make([]limiter.Message, len(seqs))
+		for i, q := range seqs {
+			msgs[i] = limiter.Message{Seq: q, Events: []limiter.Event{{TS: now - int64(q), Weight: 1, Mask: 1}}}
+		}
+		res, evs, err := st.AppendEvaluate(ctx, 0, []limiter.KeyAppend{{Key: k, Group: g, Messages: msgs}})
+		require.NoError(t, err)
+		return res, evs[0].Rules[0].Count
+	}
+	seqs := func(from, to uint64) []uint64 {
+		var out []uint64
+		for q := from; q <= to; q++ {
+			out = append(out, q)
+		}
+		return out
+	}
+	res, count := send(seqs(10, 20)...)
+	require.Equal(t, int64(11), res.Accepted)
+	require.Equal(t, int64(11), count)
+
+	res, count = send(seqs(18, 25)...) // 18-20 again
+	require.Equal(t, int64(5), res.Accepted)
+	require.Equal(t, int64(3), res.DupMessages)
+	require.Equal(t, int64(16), count)
+
+	res, count = send(30, 26, 28, 27, 29) // out of order: one range
+	require.Equal(t, int64(5), res.Accepted)
+	require.Zero(t, res.DupMessages)
+	require.Equal(t, int64(21), count)
+
+	res, count = send(append(seqs(5, 9), 28)...) // 28 inside the range 26-30
+	require.Equal(t, int64(5), res.Accepted)
+	require.Equal(t, int64(1), res.DupMessages)
+	require.Equal(t, int64(26), count)
+
+	members, err := testenv.Redis(t).ZRangeWithScores(ctx, keys.Seen(string(k)), 0, -1).Result()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, m := range members {
+		got[m.Member.(string)] = m.Score
+	}
+	require.Equal(t, map[string]float64{"10-20": 20, "21,22,23,24,25": 25, "26-30": 30, "5,6,7,8,9": 9}, got,
+		"the ranges of the calls taken whole, the new sequences of those sent again")
 }

@@ -96,8 +96,8 @@ func TestStore_seenSet_oneMemberPerCall(t *testing.T) {
 	seen, err := testenv.Redis(t).ZRangeWithScores(ctx, keys.Seen(string(k)), 0, -1).Result()
 	require.NoError(t, err)
 	require.Len(t, seen, 2, "one member per call that applied something")
-	require.Equal(t, "10,12,11", seen[0].Member)
+	require.Equal(t, "10-12", seen[0].Member, "the ranges form")
 	require.InDelta(t, 12, seen[0].Score, 0)
-	require.Equal(t, "9,13", seen[1].Member)
+	require.Equal(t, "9,13", seen[1].Member, "13 twice: message by message, the new ones")
 	require.InDelta(t, 13, seen[1].Score, 0)
 }

@@ -74,10 +74,14 @@ type call struct {
 	// build, when set, makes keys and args just before the call's pipeline
 	// is sent, and they are dropped once it has answered: a batch's calls
 	// then hold their arguments one pipeline at a time, not all at once.
-	build  func() ([]string, []any)
-	events int // events it appends: its share of a pipeline (see units)
-	cmd    *redis.Cmd
-	val    any // the reply, once the pipeline has answered
+	build func() ([]string, []any)
+	// fallback, when set, makes the keys and args of the same call in the
+	// form with each message's events, for a call in the ranges form that
+	// the script refuses (RESEND: one of its messages was applied before).
+	fallback func() ([]string, []any)
+	events   int // events it appends: its share of a pipeline (see units)
+	cmd      *redis.Cmd
+	val      any // the reply, once the pipeline has answered
 }
 
 // units is the call's weight in a pipeline: one, plus one per eight events
@@ -108,10 +112,16 @@ func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
+// isResend reports window.lua's refusal of a call in the ranges form.
+func isResend(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "RESEND")
+}
+
 // exec runs calls in pipelines of at most s.chunk units (a call of one
 // event is one unit, see call.units), by SHA, loading the scripts and
 // retrying the calls that failed with NOSCRIPT (every script is idempotent
-// for a retry). Counting events, not calls, bounds the time Redis takes to
+// for a retry), and sending again, in the form with each message's events,
+// the calls refused with RESEND (which wrote nothing). Counting events, not calls, bounds the time Redis takes to
 // answer a pipeline: the replies must all arrive within redis.read_timeout,
 // or the whole ingest batch goes back to NATS and is done again, and a
 // backlog gives each key hundreds of events per call.
@@ -126,7 +136,8 @@ func (s *Store) exec(ctx context.Context, calls []*call) error {
 
 func (s *Store) execChunk(ctx context.Context, calls []*call) error {
 	todo := calls
-	for attempt := 0; ; attempt++ {
+	loaded := false
+	for {
 		pipe := s.rdb.Pipeline()
 		for _, c := range todo {
 			if c.build != nil && c.args == nil {
@@ -145,22 +156,33 @@ func (s *Store) execChunk(ctx context.Context, calls []*call) error {
 			return nil
 		}
 		var retry []*call
+		missing := false
 		for _, c := range todo {
-			if e := c.cmd.Err(); e != nil {
-				if !isNoScript(e) {
-					return fmt.Errorf("redis script on %s: %w", c.keys[0], e)
-				}
+			e := c.cmd.Err()
+			switch {
+			case e == nil:
+			case isNoScript(e):
+				missing = true
 				retry = append(retry, c)
+			case isResend(e) && c.fallback != nil:
+				c.keys, c.args = c.fallback()
+				c.fallback = nil
+				retry = append(retry, c)
+			default:
+				return fmt.Errorf("redis script on %s: %w", c.keys[0], e)
 			}
 		}
 		if len(retry) == 0 {
 			return fmt.Errorf("redis pipeline: %w", err)
 		}
-		if attempt > 0 {
-			return fmt.Errorf("redis script still missing after load: %w", err)
-		}
-		if err := s.Load(ctx); err != nil {
-			return err
+		if missing {
+			if loaded {
+				return fmt.Errorf("redis script still missing after load: %w", err)
+			}
+			if err := s.Load(ctx); err != nil {
+				return err
+			}
+			loaded = true
 		}
 		todo = retry
 	}
@@ -301,13 +323,19 @@ func (s *Store) windowCall(script *redis.Script, now int64, floor uint64, k Limi
 	for _, m := range msgs {
 		nev += len(m.Events)
 	}
-	return &call{script: script, events: nev, build: func() ([]string, []any) {
-		return s.windowCallArgs(now, floor, k, g, msgs)
-	}}
+	return &call{script: script, events: nev,
+		build: func() ([]string, []any) {
+			return s.windowCallArgs(now, floor, k, g, msgs, false)
+		},
+		fallback: func() ([]string, []any) {
+			return s.windowCallArgs(now, floor, k, g, msgs, true)
+		},
+	}
 }
 
-// windowCallArgs makes the KEYS and ARGV of a windowCall.
-func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, msgs []Message) ([]string, []any) {
+// windowCallArgs makes the KEYS and ARGV of a windowCall: in the ranges
+// form when it can, unless perMessage asks for the events of each message.
+func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, msgs []Message, perMessage bool) ([]string, []any) {
 	lk := string(k)
 	all := uint64(1)<<uint(len(g.Rules)) - 1
 	long := 0 // events of the messages that are not compact
@@ -316,8 +344,21 @@ func (s *Store) windowCallArgs(now int64, floor uint64, k LimitKey, g *Group, ms
 			long += len(m.Events)
 		}
 	}
+	if len(msgs) > 0 && long == 0 && packable(msgs) && !perMessage {
+		// Every message compact and every sequence once, the common
+		// case: the ranges form, no event but in the log entries
+		// (packRuns), which the script stores as they are.
+		if member, ok := seenRanges(msgs); ok {
+			if runs := packRuns(msgs); runs != nil {
+				args := make([]any, 0, 8+6*len(g.Rules))
+				args = windowArgs(args, now, floor, lk, g)
+				args = append(args, "r", member, runs)
+				return s.windowKeys(lk, g), args
+			}
+		}
+	}
 	if len(msgs) > 0 && long == 0 && packable(msgs) {
-		// Every message compact, the common case: all of them in one
+		// Every message compact: all of them in one
 		// argument, the seen-set member they make (see packMessages), and
 		// their log entries, ready to store (packRuns).
 		args := make([]any, 0, 8+6*len(g.Rules))

@@ -2,5 +2,6 @@
 -- key (KEYS and ARGV: see window.lua; the messages follow the rules).
 local cx, a = open()
 local stats = append(cx, a)
+if stats == nil then return redis.error_reply(RESEND) end
 close(cx)
 return stats

@@ -3,6 +3,7 @@
 -- the rules). Returns {append stats, changes, results}.
 local cx, a = open()
 local stats = append(cx, a)
+if stats == nil then return redis.error_reply(RESEND) end
 local res = evaluate(cx)
 close(cx)
 return {stats, res[1], res[2]}

@@ -16,6 +16,10 @@
 -- time the TTLs are due for a refresh (_x), and the ack floor of the last
 -- trim of the seen set (_s).
 
+-- RESEND is the error of a call in the ranges form with a message applied
+-- before (see append); the daemon knows it by its first word.
+local RESEND = 'RESEND a message of this call was applied before: send its events message by message'
+
 -- SEEN_TRIM: how far the ack floor moves between two trims of the seen set.
 local SEEN_TRIM = 100
 -- TRIM_STEP: a rule's log is trimmed when its trim point has moved
@@ -128,6 +132,48 @@ local function read_runs(runs)
   return u6(runs, 1), u6(runs, 7), u6(runs, 13), rn, 22
 end
 
+-- seq_item reads one item of a seen-set member: a sequence "n", or a range
+-- "a-b" of them (the ranges form). Returns its first and last sequence;
+-- nil for an item that is neither.
+local function seq_item(item)
+  local x, y = string.match(item, '^(%d+)%-(%d+)$')
+  if x ~= nil then return tonumber(x), tonumber(y) end
+  local n = tonumber(item)
+  return n, n
+end
+
+-- read_ranges checks the member of the ranges form (seenRanges in pack.go:
+-- sequences and ranges of them, ascending, disjoint, none 0) and returns
+-- them as flat first, last.
+local function read_ranges(member)
+  local out, prev = {}, 0
+  for item in string.gmatch(member, '[^,]+') do
+    local x, y = seq_item(item)
+    if x == nil or x <= prev or y < x then
+      error('sequence ranges: item ' .. item .. ' is not a sequence or range after ' .. s(prev))
+    end
+    out[#out + 1] = x
+    out[#out + 1] = y
+    prev = y
+  end
+  return out
+end
+
+-- overlaps reports whether the sequences x..y meet one of the ranges rg
+-- (flat first, last, ascending, disjoint).
+local function overlaps(rg, x, y)
+  local lo, hi, found = 1, #rg / 2, 0
+  while lo <= hi do
+    local mid = math.floor((lo + hi) / 2)
+    if rg[2 * mid - 1] <= y then
+      found, lo = mid, mid + 1
+    else
+      hi = mid - 1
+    end
+  end
+  return found > 0 and rg[2 * found] >= x
+end
+
 -- append adds the messages of ARGV from index a: nmsgs, then per message
 -- seq ("0": none) and nevents, then per event ts, weight, mask ("1" at
 -- position i when rule i counts it), id ("" for none); or, when nevents is
@@ -141,7 +187,13 @@ end
 -- is new, a rule whose log the entries follow in order, with none of their
 -- events out of its retention or at or before its count boundary, takes
 -- the entries as they are, without a step per event; the other rules
--- count the messages. A message already applied (its JetStream
+-- count the messages. The ranges form, ARGV[a] = 'r', sends no event of
+-- its own: the seen-set member of the call's sequences, as ranges
+-- (seenRanges in pack.go), and the log entries (packRuns); a rule that
+-- cannot take the entries as they are counts their pairs. When one of
+-- those sequences was applied before, append writes nothing and returns
+-- nil: the daemon then sends the call again in a form with the events of
+-- each message. A message already applied (its JetStream
 -- sequence is in the seen set) and an event id already counted are
 -- skipped; then each rule takes its events in event-time order and drops
 -- those at or before T - retention.
@@ -151,10 +203,17 @@ local function append(cx, a)
   local byte = string.byte
   for _, r in ipairs(cx.rules) do r.agg, r.n, r.times, r.newest, r.sorted = {}, 0, {}, -math.huge, true end
   local dupmsgs, dupids = 0, 0
-  local nmsgs = tonumber(ARGV[a]); a = a + 1
-  local blob, member, runs = nil, nil, nil
-  if nmsgs < 0 then
-    nmsgs, blob, member, runs = -nmsgs, ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local nmsgs, blob, member, runs, ranges
+  if ARGV[a] == 'r' then
+    member, runs = ARGV[a + 1], ARGV[a + 2]
+    if runs == nil or runs == '' then error('sequence ranges without log entries') end
+    ranges = read_ranges(member)
+    nmsgs = #ranges / 2
+  else
+    nmsgs = tonumber(ARGV[a]); a = a + 1
+    if nmsgs < 0 then
+      nmsgs, blob, member, runs = -nmsgs, ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    end
   end
   -- The seen set records the messages applied to this key: one member per
   -- call, the sequences it applied joined by ',', scored by the highest.
@@ -202,7 +261,7 @@ local function append(cx, a)
       p = p + 9 + 9 * nev
     end
     if p ~= len + 1 then error('packed messages: want ' .. s(p - 1) .. ' bytes, got ' .. s(len)) end
-  else
+  elseif not ranges then
     runs = nil
     local p = a
     for _ = 1, nmsgs do
@@ -221,14 +280,38 @@ local function append(cx, a)
     end
   end
   local rlo, rhi, rtotal, rn, rp = read_runs(runs)
-  if #seqs > 0 then
+  if ranges then
+    -- Nothing is written before this check: a call that must go again
+    -- message by message leaves no trace.
+    if #ranges > 0 then
+      if ranges[1] <= trimmed then return nil end
+      local known = redis.call('ZRANGEBYSCORE', cx.seen, s(ranges[1]), '+inf')
+      for _, m in ipairs(known) do
+        for item in string.gmatch(m, '[^,]+') do
+          local x, y = seq_item(item)
+          if x ~= nil and overlaps(ranges, x, y) then return nil end
+        end
+      end
+      redis.call('ZADD', cx.seen, s(ranges[#ranges]), member)
+    end
+  elseif #seqs > 0 then
     local known = redis.call('ZRANGEBYSCORE', cx.seen, s(lo), '+inf')
+    local function applied(n)
+      if newseq[n] then
+        newseq[n] = false
+        fresh_all = false
+      end
+    end
     for _, m in ipairs(known) do
-      for seq in string.gmatch(m, '[^,]+') do
-        local n = tonumber(seq)
-        if newseq[n] then
-          newseq[n] = false
-          fresh_all = false
+      for item in string.gmatch(m, '[^,]+') do
+        local x, y = seq_item(item)
+        if x == y then
+          applied(x)
+        elseif x ~= nil then
+          -- a range (the ranges form): the call's sequences inside it
+          for _, n in ipairs(seqs) do
+            if n >= x and n <= y then applied(n) end
+          end
         end
       end
     end
@@ -261,6 +344,20 @@ local function append(cx, a)
     if ok then fast[i] = true else slow[#slow + 1] = r end
   end
   local nslow = #slow
+  if ranges and nslow > 0 then
+    -- the ranges form: the entries' pairs are the call's events, summed
+    -- per millisecond
+    local p = rp
+    for _ = 1, rn do
+      local m, len = u6(runs, p), u3(runs, p + 6)
+      local t = {}
+      body_pairs(string.sub(runs, p + 9, p + 8 + len), m, -math.huge, math.huge, t)
+      for k = 1, #t, 2 do
+        for i = 1, nslow do tally(slow[i], t[k], t[k + 1]) end
+      end
+      p = p + 9 + len
+    end
+  end
   for h = 1, #heads, 3 do
     local n, at, nev = heads[h], heads[h + 1], heads[h + 2]
     local fresh = true
