@@ -78,7 +78,7 @@ func (c *IngestConfig) SetDefaults() {
 		c.Hold = DefaultHold
 	}
 	if c.HoldMessages == 0 {
-		c.HoldMessages = 5000
+		c.HoldMessages = 12000
 	}
 }
 

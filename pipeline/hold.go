@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"container/heap"
 	"math"
 	"math/rand/v2"
@@ -80,8 +81,7 @@ type heldKey struct {
 	touched   time.Time
 
 	group   *limiter.Group
-	msgs    []limiter.Message
-	top     uint64 // the highest sequence in msgs
+	msgs    []limiter.Message // in sequence order (mergeMessages)
 	recs    []*msgRec
 	weight  int64
 	events  int
@@ -320,7 +320,7 @@ func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppen
 		heap.Push(&h.queue, heldRef{key: k, gen: hk.gen, due: due})
 	}
 	hk.group = ka.Group
-	hk.msgs, hk.top = mergeMessages(hk.msgs, hk.top, ka.Messages)
+	hk.msgs = mergeMessages(hk.msgs, ka.Messages)
 	hk.weight += w
 	hk.events += n
 	h.heldEvs += n
@@ -333,20 +333,25 @@ func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppen
 	}
 }
 
-// mergeMessages appends more to msgs, leaving out a message whose sequence
-// msgs already has (a redelivered copy of one held): its events are the
-// same, and the script would count them once anyway. top is the highest
-// sequence in msgs: a later one cannot be there, so the common case, a
-// key's messages coming in order, costs no scan of what is held.
-func mergeMessages(msgs []limiter.Message, top uint64, more []limiter.Message) ([]limiter.Message, uint64) {
+// mergeMessages adds more to msgs, which it keeps in sequence order
+// (JetStream's stream sequences, never 0), leaving out a message whose
+// sequence msgs already has (a redelivered copy of one held): its events
+// are the same, and the script would count them once anyway. A key's
+// messages mostly come in order and are appended; one that comes after a
+// later one (the batch loops take turns) finds its place by a binary
+// search, not a scan of all that is held.
+func mergeMessages(msgs, more []limiter.Message) []limiter.Message {
 	for _, m := range more {
-		if m.Seq <= top && slices.ContainsFunc(msgs, func(h limiter.Message) bool { return h.Seq == m.Seq }) {
+		if n := len(msgs); n == 0 || msgs[n-1].Seq < m.Seq {
+			msgs = append(msgs, m)
 			continue
 		}
-		msgs = append(msgs, m)
-		top = max(top, m.Seq)
+		i, found := slices.BinarySearchFunc(msgs, m.Seq, func(h limiter.Message, seq uint64) int { return cmp.Compare(h.Seq, seq) })
+		if !found {
+			msgs = slices.Insert(msgs, i, m)
+		}
 	}
-	return msgs, top
+	return msgs
 }
 
 // takeLocked takes what is held for a key, with more events (of weight
@@ -354,7 +359,7 @@ func mergeMessages(msgs []limiter.Message, top uint64, more []limiter.Message) (
 // room until it is answered (a redelivered copy left out by the merge
 // still counts: the bound stays on the safe side).
 func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, more []limiter.Message, mine []*msgRec, moreW int64) send {
-	msgs, _ := mergeMessages(hk.msgs, hk.top, more)
+	msgs := mergeMessages(hk.msgs, more)
 	recs := append(hk.recs, mine...)
 	for _, r := range hk.recs {
 		r.held--
@@ -367,7 +372,7 @@ func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, m
 	}
 	h.heldEvs -= hk.events
 	w := hk.weight + moreW
-	hk.msgs, hk.top, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.due, hk.group = nil, 0, nil, 0, 0, time.Time{}, 0, time.Time{}, nil
+	hk.msgs, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.due, hk.group = nil, nil, 0, 0, time.Time{}, 0, time.Time{}, nil
 	hk.gen++
 	hk.sent++
 	sd := send{ka: limiter.KeyAppend{Key: k, Group: g, Messages: msgs}, recs: recs, hk: hk, id: hk.sent, weight: w, prior: hk.inflightW}

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -359,10 +361,39 @@ func TestHolder_dueKeysAreTheFlushers(t *testing.T) {
 func TestIngestConfig_loadBacklog(t *testing.T) {
 	var c IngestConfig
 	c.SetDefaults()
-	require.Equal(t, 2*1000*2+5000, c.LoadBacklog())
+	require.Equal(t, 2*1000*2+12000, c.LoadBacklog())
 	c.Hold = -time.Second
 	require.Equal(t, 2*1000*2, c.LoadBacklog(), "no holding: nothing held")
 	c.Hold = time.Second
 	c.Evaluation = EvaluateWorkers
 	require.Equal(t, 2*1000*2, c.LoadBacklog(), "workers evaluation never holds")
+}
+
+// mergeMessages against a model (a set of sequences, the first copy of each
+// kept) on random arrivals: in order, late after a later one, redelivered.
+func TestMergeMessages_keepsOneCopyInSequenceOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 200 {
+		var msgs []limiter.Message
+		first := map[uint64]int64{} // seq -> TS of the copy kept
+		for range 1 + rng.IntN(8) {
+			var more []limiter.Message
+			for range rng.IntN(6) {
+				seq := uint64(1 + rng.IntN(30))
+				ts := rng.Int64N(1000)
+				more = append(more, limiter.Message{Seq: seq, Events: []limiter.Event{{TS: ts, Weight: 1, Mask: 1}}})
+				if _, ok := first[seq]; !ok {
+					first[seq] = ts
+				}
+			}
+			msgs = mergeMessages(msgs, more)
+		}
+		want := slices.Sorted(maps.Keys(first))
+		var got []uint64
+		for _, m := range msgs {
+			got = append(got, m.Seq)
+			require.Equal(t, first[m.Seq], m.Events[0].TS, "trial %d: seq %d keeps its first copy", trial, m.Seq)
+		}
+		require.Equal(t, want, got, "trial %d", trial)
+	}
 }
