@@ -167,23 +167,46 @@ func (rs *Ruleset) Match(dst []Hit, e *event.Event) []Hit {
 	}
 	var buf [256]byte
 	for gi := range rs.groups {
-		g := &rs.groups[gi]
-		var mask uint64
-		for ri, r := range g.Rules {
-			if r.Matches(e) {
-				mask |= 1 << uint(ri)
-			}
+		if k, mask, ok := rs.groups[gi].match(buf[:0], e); ok {
+			dst = append(dst, Hit{Group: gi, Key: LimitKey(k), Mask: mask})
 		}
-		if mask == 0 {
-			continue
-		}
-		k, ok := AppendKey(buf[:0], g.Shape, e)
-		if !ok {
-			continue
-		}
-		dst = append(dst, Hit{Group: gi, Key: LimitKey(k), Mask: mask})
 	}
 	return dst
+}
+
+// MatchEach is Match without the Hits: it calls fn for each group of rules
+// that counts e, in group order, with the limit key built in buf's
+// capacity (or a larger array when it does not fit), valid only during the
+// call. A caller that looks the key up in a map of its own
+// (m[LimitKey(key)]) and keeps buf makes no allocation for a key it knows.
+func (rs *Ruleset) MatchEach(e *event.Event, buf []byte, fn func(group int, key []byte, mask uint64)) {
+	if rs.hasher != nil {
+		c := *e
+		rs.hasher.Apply(&c)
+		e = &c
+	}
+	for gi := range rs.groups {
+		if k, mask, ok := rs.groups[gi].match(buf[:0], e); ok {
+			fn(gi, k, mask)
+		}
+	}
+}
+
+// match returns the mask of g's rules that count e and, appended to buf,
+// e's key in g's shape; false when no rule counts e or e lacks a field of
+// the shape.
+func (g *Group) match(buf []byte, e *event.Event) ([]byte, uint64, bool) {
+	var mask uint64
+	for ri, r := range g.Rules {
+		if r.Matches(e) {
+			mask |= 1 << uint(ri)
+		}
+	}
+	if mask == 0 {
+		return buf, 0, false
+	}
+	k, ok := AppendKey(buf, g.Shape, e)
+	return k, mask, ok
 }
 
 // Glob reports whether s matches pattern, where `*` matches any run of

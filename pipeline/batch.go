@@ -19,47 +19,89 @@ type batch struct {
 	rules   *limiter.Ruleset
 	index   map[limiter.LimitKey]int
 	appends []limiter.KeyAppend
-	hits    []limiter.Hit
+	keyBuf  []byte // MatchEach's buffer, kept from event to event
+
+	// The counted events of the message being decoded, by index in
+	// appends; place gives them one array per message (slot: scratch per
+	// index, zero between messages).
+	pending []pendingEvent
+	slot    []int
+}
+
+type pendingEvent struct {
+	ka int
+	ev limiter.Event
 }
 
 func newBatch(rs *limiter.Ruleset) *batch {
-	return &batch{rules: rs, index: map[limiter.LimitKey]int{}}
+	return &batch{rules: rs, index: map[limiter.LimitKey]int{}, keyBuf: make([]byte, 0, 256)}
 }
 
-// add matches e against the rules and records it under every limit key it
-// counts for.
-func (b *batch) add(seq uint64, e *event.Event) {
-	b.hits = b.rules.Match(b.hits[:0], e)
+// add matches e against the rules and records it, pending, under every
+// limit key it counts for. A key already in the batch costs no string of
+// its own.
+func (b *batch) add(e *event.Event) {
 	// e's strings share one allocation with all its fields; the batch may
 	// be held for a while, so it keeps its own copy of the id, and none
 	// (not even an empty slice of that allocation) when there is no id.
 	id := ""
-	if e.ID != "" && len(b.hits) > 0 {
-		id = strings.Clone(e.ID)
-	}
-	for _, h := range b.hits {
-		i, ok := b.index[h.Key]
+	b.rules.MatchEach(e, b.keyBuf[:0], func(group int, key []byte, mask uint64) {
+		if id == "" && e.ID != "" {
+			id = strings.Clone(e.ID)
+		}
+		i, ok := b.index[limiter.LimitKey(key)]
 		if !ok {
+			k := limiter.LimitKey(key)
 			i = len(b.appends)
-			b.index[h.Key] = i
-			b.appends = append(b.appends, limiter.KeyAppend{Key: h.Key, Group: &b.rules.Groups()[h.Group]})
+			b.index[k] = i
+			b.appends = append(b.appends, limiter.KeyAppend{Key: k, Group: &b.rules.Groups()[group]})
+			b.slot = append(b.slot, 0)
 		}
-		ka := &b.appends[i]
-		if n := len(ka.Messages); n == 0 || ka.Messages[n-1].Seq != seq {
-			ka.Messages = append(ka.Messages, limiter.Message{Seq: seq})
-		}
-		m := &ka.Messages[len(ka.Messages)-1]
-		m.Events = append(m.Events, limiter.Event{TS: e.TS, Weight: e.Weight, Mask: h.Mask, ID: id})
+		b.pending = append(b.pending, pendingEvent{ka: i, ev: limiter.Event{TS: e.TS, Weight: e.Weight, Mask: mask, ID: id}})
+	})
+}
+
+// place files the pending events of message seq under their keys, each
+// key's events in one limiter.Message whose events share one array for the
+// whole message (one allocation per message, not one per key and
+// message). A key whose last message is seq already (the same message
+// twice in a batch) takes the events into it, as before.
+func (b *batch) place(seq uint64) {
+	if len(b.pending) == 0 {
+		return
 	}
+	for _, p := range b.pending {
+		b.slot[p.ka]++
+	}
+	arr := make([]limiter.Event, len(b.pending))
+	off := 0
+	for _, p := range b.pending {
+		ka := &b.appends[p.ka]
+		if n := b.slot[p.ka]; n > 0 { // the key's first event of this message
+			if last := len(ka.Messages) - 1; last >= 0 && ka.Messages[last].Seq == seq {
+				b.slot[p.ka] = -(last + 1)
+			} else {
+				ka.Messages = append(ka.Messages, limiter.Message{Seq: seq, Events: arr[off : off : off+n]})
+				b.slot[p.ka] = -len(ka.Messages)
+				off += n
+			}
+		}
+		m := &ka.Messages[-b.slot[p.ka]-1]
+		m.Events = append(m.Events, p.ev)
+	}
+	for _, p := range b.pending {
+		b.slot[p.ka] = 0
+	}
+	b.pending = b.pending[:0]
 }
 
 // addMessage decodes one NATS message into the batch: the events take the
 // message's service when they name none, the time JetStream stored the
 // message when they carry no ts, and that time again when they are stamped
-// more than skew after it (clamped, counted in the result). accepted sees
-// every event added; reject every element refused.
+// more than skew after it (clamped, counted in the result). accepted gets
+// the service of every event added; reject every element refused.
 func (b *batch) addMessage(data []byte, seq uint64, storedMS int64, svc string, lim event.Limits, skew int64,
-	accepted func(*event.Event), reject func(event.Reject)) (clamped int) {
+	accepted func(service string), reject func(event.Reject)) (clamped int) {
 	event.Decode(data, lim, func(e event.Event) {
 		if e.Service == "" {
 			e.Service = svc
@@ -71,11 +113,12 @@ func (b *batch) addMessage(data []byte, seq uint64, storedMS int64, svc string, 
 			e.TS = storedMS
 			clamped++
 		}
-		b.add(seq, &e)
+		b.add(&e)
 		if accepted != nil {
-			accepted(&e)
+			accepted(e.Service)
 		}
 	}, reject)
+	b.place(seq)
 	return clamped
 }
 
@@ -103,10 +146,10 @@ func (in *Ingest) process(ctx context.Context, msgs []jetstream.Msg) error {
 		subject := msg.Subject()
 		svc := in.serviceOf(subject)
 		msgDead := false
-		clamped += b.addMessage(msg.Data(), seq, storedMS, svc, lim, skew, func(e *event.Event) {
-			c := perService[e.Service]
+		clamped += b.addMessage(msg.Data(), seq, storedMS, svc, lim, skew, func(service string) {
+			c := perService[service]
 			c[0]++
-			perService[e.Service] = c
+			perService[service] = c
 		}, func(r event.Reject) {
 			msgDead = true
 			dead++

@@ -1,0 +1,88 @@
+package pipeline
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ratemon/ratemon/limiter"
+	"github.com/ratemon/ratemon/pipeline/event"
+)
+
+// The batch against a model: random NDJSON messages over a few clients,
+// some delivered twice in the same batch, grouped per limit key and, in a
+// key, per message, every event once in decode order. Appending to one
+// key's events afterwards (as the holder's merges may) must not change
+// another's: they share one array per message.
+func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
+	rules := []limiter.Rule{{Name: "per-client", Limit: 1000, Window: 10 * time.Second}}
+	rules[0].SetDefaults()
+	rs, err := limiter.NewRuleset(rules)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(3, 4))
+	type msgEvents struct {
+		seq uint64
+		ts  []int64
+	}
+	for trial := range 50 {
+		b := newBatch(rs)
+		model := map[string][]msgEvents{} // client -> its messages, in order
+		for seq := uint64(1); seq <= uint64(1+rng.IntN(20)); seq++ {
+			var data []byte
+			var evs [][2]int64 // client, ts
+			for range rng.IntN(12) {
+				c, ts := rng.Int64N(5), 1000+rng.Int64N(5000)
+				data = fmt.Appendf(data, `{"client":"c%d","ts":%d}`+"\n", c, ts)
+				evs = append(evs, [2]int64{c, ts})
+			}
+			times := 1 + rng.IntN(2) // the same message twice, now and then
+			for range times {
+				b.addMessage(data, seq, 9000, "svc", event.Limits{}, 60_000, nil, nil)
+				for _, ev := range evs {
+					c := fmt.Sprintf("c%d", ev[0])
+					ms := model[c]
+					if len(ms) == 0 || ms[len(ms)-1].seq != seq {
+						ms = append(ms, msgEvents{seq: seq})
+					}
+					ms[len(ms)-1].ts = append(ms[len(ms)-1].ts, ev[1])
+					model[c] = ms
+				}
+			}
+		}
+		got := map[string][]msgEvents{}
+		for _, ka := range b.appends {
+			c := string(ka.Key)
+			for _, m := range ka.Messages {
+				me := msgEvents{seq: m.Seq}
+				for _, e := range m.Events {
+					require.Equal(t, uint64(1), e.Mask)
+					me.ts = append(me.ts, e.TS)
+				}
+				got[c] = append(got[c], me)
+			}
+		}
+		want := map[string][]msgEvents{}
+		for c, ms := range model {
+			want["client="+c] = ms
+		}
+		require.Equal(t, want, got, "trial %d", trial)
+
+		// Grow every key's first message by one event: the others keep theirs.
+		for i := range b.appends {
+			m := &b.appends[i].Messages[0]
+			m.Events = append(m.Events, limiter.Event{TS: -1, Weight: 1, Mask: 1})
+		}
+		for _, ka := range b.appends {
+			for j, m := range ka.Messages {
+				for k, e := range m.Events {
+					if e.TS == -1 {
+						require.True(t, j == 0 && k == len(m.Events)-1, "trial %d: %s message %d event %d overwritten", trial, ka.Key, j, k)
+					}
+				}
+			}
+		}
+	}
+}
