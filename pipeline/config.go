@@ -41,12 +41,17 @@ type IngestConfig struct {
 	MaxPayloadBytes int           `yaml:"max_payload_bytes" usage:"largest accepted NATS message, in bytes"`
 	FloorRefresh    time.Duration `yaml:"floor_refresh" usage:"how often the consumer's ack floor is read, to prune redelivery records"`
 	Hold            time.Duration `yaml:"hold" usage:"longest time the events of a key that cannot reach any threshold are held back to be sent with its later ones (inline evaluation; negative: never hold)"`
-	HoldMessages    int           `yaml:"hold_messages" usage:"most messages left unacknowledged because some of their events are held; keep it well below nats.max_ack_pending"`
+	HoldMessages    int           `yaml:"hold_messages" usage:"most messages left unacknowledged because some of their events are held; with the pull buffer (batch_size × concurrency) at most nats.max_ack_pending (unset: 12000, or what max_ack_pending leaves)"`
 }
 
 // DefaultHold is ingest.hold when it is not set (the daemon's
 // configuration shortens it to a quarter of nats.ack_wait).
 const DefaultHold = 2500 * time.Millisecond
+
+// DefaultHoldMessages is ingest.hold_messages when it is not set (the
+// daemon's configuration lowers it to what nats.max_ack_pending leaves
+// beside the pull buffer).
+const DefaultHoldMessages = 12000
 
 // SetDefaults fills unset fields.
 func (c *IngestConfig) SetDefaults() {
@@ -78,7 +83,7 @@ func (c *IngestConfig) SetDefaults() {
 		c.Hold = DefaultHold
 	}
 	if c.HoldMessages == 0 {
-		c.HoldMessages = 12000
+		c.HoldMessages = DefaultHoldMessages
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ratemon/ratemon/internal/fielderr"
 	"github.com/ratemon/ratemon/limiter"
+	"github.com/ratemon/ratemon/pipeline"
 )
 
 const configsDir = "../../configs"
@@ -222,4 +223,23 @@ func TestParse_undecodableListElement(t *testing.T) {
 	data := []byte("rules:\n  - 5\n  - {name: a, limit: -1, window: 1s}\n")
 	_, err := Parse("x.yaml", data)
 	require.EqualError(t, err, `x.yaml:2:5: rules[0]: must be a mapping, got "5"`)
+}
+
+// ingest.hold_messages left unset takes what nats.max_ack_pending leaves
+// beside the pull buffer when that is less than its default, so that a
+// configuration valid with an earlier, smaller default stays valid; set,
+// it is checked as written.
+func TestParse_holdMessagesDefaultFitsMaxAckPending(t *testing.T) {
+	rules := "\nrules: [{name: r, key: [client], limit: 10, window: 1m}]\n"
+	cfg, err := Parse("small.yaml", []byte("nats: {max_ack_pending: 10000}"+rules))
+	require.NoError(t, err)
+	require.Equal(t, 10000-1000*2, cfg.Ingest.HoldMessages, "max_ack_pending less batch_size × concurrency")
+
+	cfg, err = Parse("default.yaml", []byte(rules))
+	require.NoError(t, err)
+	require.Equal(t, pipeline.DefaultHoldMessages, cfg.Ingest.HoldMessages)
+
+	_, err = Parse("set.yaml", []byte("nats: {max_ack_pending: 10000}\ningest: {hold_messages: 12000}"+rules))
+	require.ErrorContains(t, err, "ingest.hold_messages")
+	require.ErrorContains(t, err, "12000 held plus the pull buffer of 2000 (batch_size × concurrency) exceed nats.max_ack_pending 10000")
 }

@@ -36,6 +36,14 @@ func DefaultHold(ackWait time.Duration) time.Duration {
 	return min(pipeline.DefaultHold, ackWait/4)
 }
 
+// DefaultHoldMessages is ingest.hold_messages when it is not set: at most
+// what nats.max_ack_pending leaves beside the pull buffer (batch_size ×
+// concurrency), so that a configuration valid with the earlier, smaller
+// default stays valid; at least 1 (validation then reports the buffer).
+func DefaultHoldMessages(maxAckPending, pullBuffer int) int {
+	return max(1, min(pipeline.DefaultHoldMessages, maxAckPending-pullBuffer))
+}
+
 // SetDefaults fills every field left at its zero value with its default, in
 // every section and every rule. It is the only place defaults are applied.
 func (c *Config) SetDefaults() {
@@ -45,7 +53,11 @@ func (c *Config) SetDefaults() {
 	if c.Ingest.Hold == 0 {
 		c.Ingest.Hold = DefaultHold(c.NATS.AckWait)
 	}
+	holdMessagesUnset := c.Ingest.HoldMessages == 0
 	c.Ingest.SetDefaults()
+	if holdMessagesUnset {
+		c.Ingest.HoldMessages = DefaultHoldMessages(c.NATS.MaxAckPending, c.Ingest.BatchSize*c.Ingest.Concurrency)
+	}
 	c.Workers.SetDefaults()
 	c.Log.SetDefaults()
 	c.Alerting.SetDefaults()
