@@ -46,6 +46,9 @@ func (b *batch) add(e *event.Event) {
 	// (not even an empty slice of that allocation) when there is no id.
 	id := ""
 	b.rules.MatchEach(e, b.keyBuf[:0], func(group int, key []byte, mask uint64) {
+		if cap(key) > cap(b.keyBuf) { // a longer key: keep its array
+			b.keyBuf = key[:0]
+		}
 		if id == "" && e.ID != "" {
 			id = strings.Clone(e.ID)
 		}

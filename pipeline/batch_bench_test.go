@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/ratemon/ratemon/limiter"
 	"github.com/ratemon/ratemon/pipeline/event"
 )
@@ -16,10 +14,7 @@ import (
 // matched against one per-client rule and grouped per limit key and
 // message. Reported per event.
 func BenchmarkBatch_addMessage(b *testing.B) {
-	rules := []limiter.Rule{{Name: "per-client", Limit: 1000, Window: 10 * time.Second}}
-	rules[0].SetDefaults()
-	rs, err := limiter.NewRuleset(rules)
-	require.NoError(b, err)
+	rs := rulesetOf(b, limiter.Rule{Name: "per-client", Limit: 1000, Window: 10 * time.Second})
 	const perMsg = 100
 	msgs := make([][]byte, 1000)
 	ts := time.Now().UnixMilli()

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,17 +13,21 @@ import (
 	"github.com/ratemon/ratemon/pipeline/event"
 )
 
-// The batch against a model: random NDJSON messages over a few clients,
-// some delivered twice in the same batch, grouped per limit key and, in a
+// The batch against a model: random NDJSON messages over a few clients
+// (one with a key longer than the batch's key buffer), some delivered
+// twice in the same batch, grouped per limit key and, in a
 // key, per message, every event once in decode order. Appending to one
 // key's events afterwards (as the holder's merges may) must not change
 // another's: they share one array per message.
 func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
-	rules := []limiter.Rule{{Name: "per-client", Limit: 1000, Window: 10 * time.Second}}
-	rules[0].SetDefaults()
-	rs, err := limiter.NewRuleset(rules)
-	require.NoError(t, err)
+	rs := rulesetOf(t, limiter.Rule{Name: "per-client", Limit: 1000, Window: 10 * time.Second})
 	rng := rand.New(rand.NewPCG(3, 4))
+	client := func(c int64) string {
+		if c == 4 {
+			return "c4" + strings.Repeat("x", 300)
+		}
+		return fmt.Sprintf("c%d", c)
+	}
 	type msgEvents struct {
 		seq uint64
 		ts  []int64
@@ -35,14 +40,14 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 			var evs [][2]int64 // client, ts
 			for range rng.IntN(12) {
 				c, ts := rng.Int64N(5), 1000+rng.Int64N(5000)
-				data = fmt.Appendf(data, `{"client":"c%d","ts":%d}`+"\n", c, ts)
+				data = fmt.Appendf(data, `{"client":%q,"ts":%d}`+"\n", client(c), ts)
 				evs = append(evs, [2]int64{c, ts})
 			}
 			times := 1 + rng.IntN(2) // the same message twice, now and then
 			for range times {
 				b.addMessage(data, seq, 9000, "svc", event.Limits{}, 60_000, nil, nil)
 				for _, ev := range evs {
-					c := fmt.Sprintf("c%d", ev[0])
+					c := client(ev[0])
 					ms := model[c]
 					if len(ms) == 0 || ms[len(ms)-1].seq != seq {
 						ms = append(ms, msgEvents{seq: seq})

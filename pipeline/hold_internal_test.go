@@ -13,14 +13,21 @@ import (
 	"github.com/ratemon/ratemon/limiter"
 )
 
+// rulesetOf is the ruleset of rules, their defaults set.
+func rulesetOf(tb testing.TB, rules ...limiter.Rule) *limiter.Ruleset {
+	tb.Helper()
+	for i := range rules {
+		rules[i].SetDefaults()
+	}
+	rs, err := limiter.NewRuleset(rules)
+	require.NoError(tb, err)
+	return rs
+}
+
 // holdFixture is a holder over one rule "r" (limit 10 per minute).
 func holdFixture(t *testing.T) (*holder, *limiter.Ruleset) {
 	t.Helper()
-	rules := []limiter.Rule{{Name: "r", Limit: 10, Window: time.Minute}}
-	rules[0].SetDefaults()
-	rs, err := limiter.NewRuleset(rules)
-	require.NoError(t, err)
-	return newHolder(time.Second, 100), rs
+	return newHolder(time.Second, 100), rulesetOf(t, limiter.Rule{Name: "r", Limit: 10, Window: time.Minute})
 }
 
 // appendOf is one key's events of one message: n events of weight 1.
@@ -246,12 +253,7 @@ func TestHolder_fullSendsTheOldest(t *testing.T) {
 // The hold is cut to a quarter of the shortest window, so that a held
 // event is still in every window that counts it when it is sent.
 func TestHoldFor_quarterOfTheShortestWindow(t *testing.T) {
-	rules := []limiter.Rule{{Name: "a", Limit: 10, Window: time.Minute}, {Name: "b", Limit: 10, Window: 2 * time.Second}}
-	for i := range rules {
-		rules[i].SetDefaults()
-	}
-	rs, err := limiter.NewRuleset(rules)
-	require.NoError(t, err)
+	rs := rulesetOf(t, limiter.Rule{Name: "a", Limit: 10, Window: time.Minute}, limiter.Rule{Name: "b", Limit: 10, Window: 2 * time.Second})
 	require.Equal(t, 500*time.Millisecond, holdFor(time.Second, rs))
 	require.Equal(t, 200*time.Millisecond, holdFor(200*time.Millisecond, rs))
 }
