@@ -64,8 +64,12 @@ func (p *publisher) fail(err error) {
 // the time the first message was built.
 func (p *publisher) run(ctx context.Context) (*trace, time.Time, error) {
 	tr := &trace{perMsg: p.perMsg}
-	if p.events > 0 {
-		tr.keys = make([]uint32, 0, p.events)
+	// The trace is sized up front when its length is known: growing a
+	// slice of hundreds of megabytes copies it all, a pause of the whole
+	// machine that the daemons would pay for in a paced run.
+	if n := p.expected(); n > 0 {
+		tr.keys = make([]uint32, 0, n)
+		tr.msgTS = make([]int64, 0, n/p.perMsg+1)
 	}
 	start := time.Now()
 	end := start.Add(p.duration)
@@ -108,6 +112,26 @@ func (p *publisher) run(ctx context.Context) (*trace, time.Time, error) {
 	}
 	return tr, start, nil
 }
+
+// expected is how many events a run publishes, when that is known before
+// it starts: --events, or a paced --duration (one message more, as the
+// last message due before the end may start a moment late); 0 otherwise.
+// A paced run is sized for at most maxPresized events: a rate the machine
+// cannot keep would otherwise reserve memory for events never sent.
+func (p *publisher) expected() int {
+	switch {
+	case p.events > 0:
+		return p.events
+	case p.rate > 0:
+		msgs := min(p.rate*p.duration.Seconds(), maxPresized)/float64(p.perMsg) + 1
+		return int(msgs) * p.perMsg
+	}
+	return 0
+}
+
+// maxPresized bounds the events a paced run's trace is sized for (1 GiB of
+// keys).
+const maxPresized = 1 << 28
 
 // pace waits until event number done is due at the configured rate, and
 // while the daemons' backlog is too long.
