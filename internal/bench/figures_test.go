@@ -173,14 +173,14 @@ func TestSummarizeRSS(t *testing.T) {
 func TestPublisherExpected_sizesTheTraceOfAKnownRun(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		p    publisher
+		p    *publisher
 		want int
 	}{
-		{"events", publisher{events: 12345, perMsg: 100}, 12345},
-		{"paced: one message more than rate x duration", publisher{rate: 1000, duration: 2 * time.Second, perMsg: 100}, 2100},
-		{"paced, a partial message rounds down before the extra one", publisher{rate: 150, duration: time.Second, perMsg: 100}, 200},
-		{"unpaced duration: unknown", publisher{duration: time.Minute, perMsg: 100}, 0},
-		{"a rate no machine keeps: capped", publisher{rate: 1e9, duration: time.Hour, perMsg: 100}, (maxPresized/100 + 1) * 100},
+		{"events", &publisher{events: 12345, perMsg: 100}, 12345},
+		{"paced: one message more than rate x duration", &publisher{rate: 1000, duration: 2 * time.Second, perMsg: 100}, 2100},
+		{"paced, a partial message rounds down before the extra one", &publisher{rate: 150, duration: time.Second, perMsg: 100}, 200},
+		{"unpaced duration: unknown", &publisher{duration: time.Minute, perMsg: 100}, 0},
+		{"a rate no machine keeps: capped", &publisher{rate: 1e9, duration: time.Hour, perMsg: 100}, (maxPresized/100 + 1) * 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			require.Equal(t, c.want, c.p.expected())
