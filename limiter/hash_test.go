@@ -39,6 +39,12 @@ func TestHasher(t *testing.T) {
 		require.NotContains(t, string(hit.Key), "10.1.2.3")
 	}
 	require.Equal(t, "sk_live_SECRET", e.Client, "Match does not change the event")
+	var each []limiter.Hit
+	rs.MatchEach(&e, nil, func(group int, key []byte, mask uint64) {
+		each = append(each, limiter.Hit{Group: group, Key: limiter.LimitKey(key), Mask: mask})
+	})
+	require.Equal(t, hits, each, "MatchEach hashes as Match does")
+	require.Equal(t, "sk_live_SECRET", e.Client, "MatchEach does not change the event")
 	require.True(t, strings.HasPrefix(h.Value(""), "h:"))
 
 	_, err = limiter.NewHasher([]limiter.Field{limiter.FieldRoute}, key)

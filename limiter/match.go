@@ -160,11 +160,8 @@ func isMethod(s string) bool {
 // Match appends to dst one Hit per key shape that e counts for. Fields the
 // rule set hashes are hashed in the keys (e is not changed).
 func (rs *Ruleset) Match(dst []Hit, e *event.Event) []Hit {
-	if rs.hasher != nil {
-		c := *e
-		rs.hasher.Apply(&c)
-		e = &c
-	}
+	var c event.Event
+	e = rs.hashed(e, &c)
 	var buf [256]byte
 	for gi := range rs.groups {
 		if k, mask, ok := rs.groups[gi].match(buf[:0], e); ok {
@@ -180,16 +177,24 @@ func (rs *Ruleset) Match(dst []Hit, e *event.Event) []Hit {
 // call. A caller that looks the key up in a map of its own
 // (m[LimitKey(key)]) and keeps buf makes no allocation for a key it knows.
 func (rs *Ruleset) MatchEach(e *event.Event, buf []byte, fn func(group int, key []byte, mask uint64)) {
-	if rs.hasher != nil {
-		c := *e
-		rs.hasher.Apply(&c)
-		e = &c
-	}
+	var c event.Event
+	e = rs.hashed(e, &c)
 	for gi := range rs.groups {
 		if k, mask, ok := rs.groups[gi].match(buf[:0], e); ok {
 			fn(gi, k, mask)
 		}
 	}
+}
+
+// hashed is e with the fields the rule set hashes hashed, in c (a copy);
+// e itself when none is.
+func (rs *Ruleset) hashed(e, c *event.Event) *event.Event {
+	if rs.hasher == nil {
+		return e
+	}
+	*c = *e
+	rs.hasher.Apply(c)
+	return c
 }
 
 // match returns the mask of g's rules that count e and, appended to buf,
