@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -105,9 +106,36 @@ func TestWindowScript_refusesMalformedPackedMessages(t *testing.T) {
 	}
 	ranges(runsArg, func(b string) string { return b[:len(b)-1] }, "packed entries", "ranges form: entries cut")
 	ranges(runsArg, func(string) string { return "" }, "without log entries", "ranges form: no entries")
-	for _, bad := range []string{"2,1", "1-2,2", "3-1", "0", "1-x", "a"} {
+	for _, bad := range []string{"2,1", "3-1", "0", "1-x", "a", "x-2"} {
 		ranges(memberArg, func(string) string { return bad }, "sequence ranges", "ranges form: member "+bad)
 	}
+
+	// A member's items between its first and last sequence are read, and
+	// checked, when the seen set holds a member they could overlap: here
+	// one applied before.
+	ks, args := st.windowCallArgs(now, 0, "client=bad2", g, msgs, false)
+	require.Equal(t, "1-2", args[len(args)-memberArg])
+	require.NoError(t, st.scripts.ingest.Run(t.Context(), rdb, ks, args...).Err())
+	before := dumpKeys(t, rdb, ks)
+	args[len(args)-memberArg] = "1-2,2"
+	err := st.scripts.ingest.Run(t.Context(), rdb, ks, args...).Err()
+	require.ErrorContains(t, err, "sequence ranges: item 2 is not a sequence or range after 2")
+	require.Equal(t, before, dumpKeys(t, rdb, ks), "nothing written")
+}
+
+// dumpKeys returns the serialized values of keys (DUMP), absent ones
+// empty.
+func dumpKeys(t *testing.T, rdb *redis.Client, keys []string) []string {
+	t.Helper()
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		v, err := rdb.Dump(t.Context(), k).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			require.NoError(t, err)
+		}
+		out[i] = v
+	}
+	return out
 }
 
 // packRuns sums the events per millisecond, in order, and cuts them into

@@ -159,6 +159,25 @@ local function read_ranges(member)
   return out
 end
 
+-- range_bounds returns the first and last sequence of a member of the
+-- ranges form (seenRanges in pack.go), its leading and trailing digits,
+-- without reading the items between: read_ranges does that, and checks
+-- them, only when the seen set holds a member they could overlap. A
+-- member that does not begin and end with a sequence is refused.
+local function range_bounds(member)
+  local b = #member
+  while b > 1 do
+    local c = byte(member, b - 1)
+    if c < 48 or c > 57 then break end
+    b = b - 1
+  end
+  local first, last = tonumber(string.match(member, '^%d+')), tonumber(string.sub(member, b))
+  if first == nil or last == nil or first < 1 or last < first then
+    error('sequence ranges: ' .. string.sub(member, 1, 40) .. ' does not begin and end with a sequence')
+  end
+  return first, last
+end
+
 -- overlaps reports whether the sequences x..y meet one of the ranges rg
 -- (flat first, last, ascending, disjoint).
 local function overlaps(rg, x, y)
@@ -190,7 +209,10 @@ end
 -- count the messages. The ranges form, ARGV[a] = 'r', sends no event of
 -- its own: the seen-set member of the call's sequences, as ranges
 -- (seenRanges in pack.go), and the log entries (packRuns); a rule that
--- cannot take the entries as they are counts their pairs. When one of
+-- cannot take the entries as they are counts their pairs. Its first and
+-- last sequences are read on every call; the items between (hundreds of
+-- bytes for a key held seconds), only when the seen set holds a member
+-- scored at or above the first, which they could overlap. When one of
 -- those sequences was applied before, append writes nothing and returns
 -- nil: the daemon then sends the call again in a form with the events of
 -- each message. A message already applied (its JetStream
@@ -203,12 +225,13 @@ local function append(cx, a)
   local byte = string.byte
   for _, r in ipairs(cx.rules) do r.agg, r.n, r.times, r.newest, r.sorted = {}, 0, {}, -math.huge, true end
   local dupmsgs, dupids = 0, 0
-  local nmsgs, blob, member, runs, ranges
+  local nmsgs, blob, member, runs, ranges, rfirst, rlast
   if ARGV[a] == 'r' then
+    ranges = true
     member, runs = ARGV[a + 1], ARGV[a + 2]
     if runs == nil or runs == '' then error('sequence ranges without log entries') end
-    ranges = read_ranges(member)
-    nmsgs = #ranges / 2
+    rfirst, rlast = range_bounds(member)
+    nmsgs = 1
   else
     nmsgs = tonumber(ARGV[a]); a = a + 1
     if nmsgs < 0 then
@@ -283,17 +306,18 @@ local function append(cx, a)
   if ranges then
     -- Nothing is written before this check: a call that must go again
     -- message by message leaves no trace.
-    if #ranges > 0 then
-      if ranges[1] <= trimmed then return nil end
-      local known = redis.call('ZRANGEBYSCORE', cx.seen, s(ranges[1]), '+inf')
+    if rfirst <= trimmed then return nil end
+    local known = redis.call('ZRANGEBYSCORE', cx.seen, s(rfirst), '+inf')
+    if #known > 0 then
+      local rg = read_ranges(member)
       for _, m in ipairs(known) do
         for item in string.gmatch(m, '[^,]+') do
           local x, y = seq_item(item)
-          if x ~= nil and overlaps(ranges, x, y) then return nil end
+          if x ~= nil and overlaps(rg, x, y) then return nil end
         end
       end
-      redis.call('ZADD', cx.seen, s(ranges[#ranges]), member)
     end
+    redis.call('ZADD', cx.seen, s(rlast), member)
   elseif #seqs > 0 then
     local known = redis.call('ZRANGEBYSCORE', cx.seen, s(lo), '+inf')
     local function applied(n)
