@@ -1,6 +1,7 @@
 package limiter_test
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,4 +167,77 @@ func TestStore_packedEventsCountAsTheLongForm(t *testing.T) {
 		require.Equal(t, inTen, e.Rules[1].Count, "%s, rule b", e.Key)
 		require.Equal(t, now, e.Rules[0].Newest, "%s", e.Key)
 	}
+}
+
+// TestStore_untilOfAKeyFarOverItsLimit: a key with no out-of-order event
+// and a log of many entries gets, for each rule it is over, the until of
+// the reference model, wherever the limit is reached: in the newest entry,
+// in the first read of entries, in the second or third (the script reads 8
+// entries, then 16, then 32), in the entry straddling the window's start
+// or at its oldest pair; and a rule it is under gets none.
+func TestStore_untilOfAKeyFarOverItsLimit(t *testing.T) {
+	now := time.Now().UnixMilli()
+	at := now + 700 // evaluated then: the window starts inside an entry
+	// 60 calls of 5 events 20 ms apart, one call every 160 ms: one log
+	// entry each, weights 1 to 90 (past 63 a pair takes 8 bytes).
+	var calls [][]limiter.Event
+	inWindow := int64(0)
+	for i := range 60 {
+		var evs []limiter.Event
+		for j := range 5 {
+			e := limiter.Event{TS: now - 9_900 + int64(i)*160 + int64(j)*20, Weight: 1 + int64(i*7+j*13)%90}
+			if e.TS > at-10_000 {
+				inWindow += e.Weight
+			}
+			evs = append(evs, e)
+		}
+		calls = append(calls, evs)
+	}
+	limits := []int64{30, 1500, 3000, 7000, inWindow - 20, inWindow, inWindow + 1}
+	var rules []limiter.Rule
+	for i, l := range limits {
+		rules = append(rules, limiter.Rule{Name: fmt.Sprintf("r%d", i), Limit: l, Window: 10 * time.Second})
+	}
+	st, rs, clock, keys := newFixture(t, rules, now)
+	ctx := t.Context()
+	g := &rs.Groups()[0]
+	all := uint64(1)<<len(limits) - 1
+	k := limiter.LimitKey("client=busy")
+	model := limiter.NewModel(rs)
+	for i, evs := range calls {
+		for j := range evs {
+			evs[j].Mask = all
+		}
+		msgs := []limiter.Message{{Seq: uint64(i + 1), Events: evs}}
+		_, err := st.Append(ctx, 0, []limiter.KeyAppend{{Key: k, Group: g, Messages: msgs}})
+		require.NoError(t, err)
+		model.Add(now, k, msgs)
+	}
+	rdb := testenv.Redis(t)
+	for _, r := range rules {
+		n, err := rdb.Exists(ctx, keys.Late(string(k), r.Name)).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, "rule %s: no out-of-order entry", r.Name)
+		entries, err := rdb.XLen(ctx, keys.Log(string(k), r.Name)).Result()
+		require.NoError(t, err)
+		require.Equal(t, int64(60), entries, "rule %s: one log entry per call", r.Name)
+	}
+	clock.Set(at)
+	evs, err := st.Evaluate(ctx, rs, []limiter.LimitKey{k})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	want := model.Evaluate(at, k)
+	require.Len(t, evs[0].Rules, len(limits))
+	over := 0
+	for i, got := range evs[0].Rules {
+		w := want.Rules[i]
+		require.Equal(t, inWindow, got.Count, "rule %s: count", got.Rule)
+		require.Equal(t, w.Count, got.Count, "rule %s: count", got.Rule)
+		require.Equal(t, w.Over, got.Over, "rule %s: over", got.Rule)
+		require.Equal(t, w.Until, got.Until, "rule %s: until", got.Rule)
+		if got.Over {
+			over++
+		}
+	}
+	require.Equal(t, len(limits)-1, over, "every rule but the last is over its limit")
 }

@@ -176,23 +176,38 @@ local function expand(e, lo, hi, asc, out)
 end
 
 -- stream cursor over the pairs with ts in (lo, hi], ascending or descending.
+-- Entries are read FIRST_READ at a time, then twice as many each read up
+-- to CHUNK, and their pairs decoded one entry at a time, as the walk gets
+-- there: a walk that stops early (free_at stops once it has its limit,
+-- a few entries back from the newest of a key far over it) neither reads
+-- nor decodes the rest of the window.
+local FIRST_READ = 8
 local function stream_cursor(key, lo, hi, asc)
   if hi <= lo then return chunked(empty, parse_pair, 2) end
-  local last = nil
+  local last, raw, ri, done, count = nil, {}, 1, false, FIRST_READ
   return chunked(function()
     while true do
-      local r
-      if asc then
-        r = redis.call('XRANGE', key, last and ('(' .. last) or s(lo + 1), s(hi + SPAN), 'COUNT', CHUNK)
-      else
-        r = redis.call('XREVRANGE', key, last and ('(' .. last) or s(hi + SPAN), s(lo + 1), 'COUNT', CHUNK)
+      if ri > #raw then
+        if done then return {}, true end
+        if asc then
+          raw = redis.call('XRANGE', key, last and ('(' .. last) or s(lo + 1), s(hi + SPAN), 'COUNT', count)
+        else
+          raw = redis.call('XREVRANGE', key, last and ('(' .. last) or s(hi + SPAN), s(lo + 1), 'COUNT', count)
+        end
+        done = #raw < count
+        count = math.min(2 * count, CHUNK)
+        ri = 1
+        if #raw == 0 then return {}, true end
+        last = raw[#raw][1]
       end
-      local done = #r < CHUNK
-      if #r > 0 then last = r[#r][1] end
       local out = {}
-      for _, e in ipairs(r) do expand(e, lo, hi, asc, out) end
-      -- A chunk of entries all after hi is skipped, not taken for the end.
-      if #out > 0 or done or asc then return out, done end
+      expand(raw[ri], lo, hi, asc, out)
+      ri = ri + 1
+      -- Ascending, an entry with no pair in range is past hi, and so is
+      -- every later one: the end. Descending, entries past hi come first
+      -- and are skipped.
+      if #out > 0 or asc then return out, #out == 0 or (done and ri > #raw) end
+      if done and ri > #raw then return out, true end
     end
   end, parse_pair, 2)
 end
@@ -285,6 +300,37 @@ end
 -- over (lo, hi], the ts at which the cumulative weight reaches limit, plus
 -- window. nil when the range holds less than limit.
 local function free_at(log, late, lo, hi, limit, window)
+  if not late then
+    -- No late entry: walk the log's entries newest first, adding the
+    -- total of each entry wholly inside (lo, hi] without decoding it; only
+    -- the entry the limit is reached in, and those straddling lo or hi,
+    -- are decoded pair by pair.
+    local acc, from, count = 0, s(hi + SPAN), FIRST_READ
+    while true do
+      local r = redis.call('XREVRANGE', log, from, s(lo + 1), 'COUNT', count)
+      for _, e in ipairs(r) do
+        local m, f = id_ms(e[1]), e[2]
+        local whole
+        if f[1] == 'p' and m <= hi then
+          local x0, x1 = byte(f[2], 7, 8)
+          if m - (x0 + 256 * x1) % 1024 > lo then whole = u6(f[2], 1) end
+        end
+        if whole ~= nil and acc + whole < limit then
+          acc = acc + whole
+        else
+          local t = {}
+          expand(e, lo, hi, false, t)
+          for i = 1, #t, 2 do
+            acc = acc + t[i + 1]
+            if acc >= limit then return t[i] + window end
+          end
+        end
+      end
+      if #r < count then return nil end
+      from = '(' .. r[#r][1]
+      count = math.min(2 * count, CHUNK)
+    end
+  end
   local acc = 0
   local c = cursor(log, late, lo, hi, false)
   while true do
