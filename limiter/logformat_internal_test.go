@@ -16,9 +16,14 @@ import (
 
 // logReadScript runs lib.lua's readers over one log (KEYS[1]) for the
 // range (ARGV[1], ARGV[2]]: log_sum, then the pairs of the merged cursor
-// ascending and descending, flat ts, weight.
+// ascending and descending, flat ts, weight, then free_at for each limit
+// of ARGV[3..] with a window of 1000 (-1: nil).
 const logReadScript = `
 local lo, hi = tonumber(ARGV[1]), tonumber(ARGV[2])
+local frees = {}
+for i = 3, #ARGV do
+  frees[#frees + 1] = free_at(KEYS[1], false, lo, hi, tonumber(ARGV[i]), 1000) or -1
+end
 local function walk(asc)
   local out = {}
   local c = cursor(KEYS[1], false, lo, hi, asc)
@@ -30,7 +35,7 @@ local function walk(asc)
     c.advance()
   end
 end
-return {log_sum(KEYS[1], lo, hi), walk(true), walk(false)}`
+return {log_sum(KEYS[1], lo, hi), walk(true), walk(false), frees}`
 
 // The log readers of lib.lua read every form of entry: the packed body
 // (field p, written since 2026-12-07) and the two earlier forms (one field
@@ -116,11 +121,29 @@ func TestLogReaders_readEveryEntryForm(t *testing.T) {
 		for i := len(asc) - 2; i >= 0; i -= 2 {
 			desc = append(desc, asc[i], asc[i+1])
 		}
-		v, err := script.Run(ctx, rdb, []string{log}, lo, hi).Slice()
+		// free_at: the newest time from which the pairs, newest first,
+		// add up to the limit, plus the window; limits reached in the
+		// newest pair, anywhere in the range, at its oldest pair, and not.
+		args := []any{lo, hi}
+		var frees []int64
+		for _, limit := range []int64{1, 1 + rng.Int64N(max(sum, 1)), sum, sum + 1} {
+			want, acc := int64(-1), int64(0)
+			for i := 0; i < len(desc); i += 2 {
+				acc += desc[i+1]
+				if acc >= limit {
+					want = desc[i] + 1000
+					break
+				}
+			}
+			args = append(args, limit)
+			frees = append(frees, want)
+		}
+		v, err := script.Run(ctx, rdb, []string{log}, args...).Slice()
 		require.NoError(t, err)
 		require.Equal(t, sum, v[0], "log_sum (%d, %d]", lo, hi)
 		require.Equal(t, asc, ints(t, v[1]), "ascending (%d, %d]", lo, hi)
 		require.Equal(t, desc, ints(t, v[2]), "descending (%d, %d]", lo, hi)
+		require.Equal(t, frees, ints(t, v[3]), "free_at (%d, %d], limits %v", lo, hi, args[2:])
 	}
 }
 
