@@ -115,9 +115,18 @@ end
 
 -- body_sum is the weight of the pairs with a ts in (lo, hi] of the body b
 -- of an entry with id time m: its total when they all are.
-local function body_sum(b, m, lo, hi)
+-- body_total is the stored total of the body b of an entry with id time
+-- m when all its pairs have a ts in (lo, hi] (its oldest pair is its
+-- first, its newest at m); nil otherwise.
+local function body_total(b, m, lo, hi)
   local x0, x1 = byte(b, 7, 8)
   if m <= hi and m - (x0 + 256 * x1) % 1024 > lo then return u6(b, 1) end
+  return nil
+end
+
+local function body_sum(b, m, lo, hi)
+  local whole = body_total(b, m, lo, hi)
+  if whole ~= nil then return whole end
   local t, total = {}, 0
   body_pairs(b, m, lo, hi, t)
   for i = 2, #t, 2 do total = total + t[i] end
@@ -175,39 +184,50 @@ local function expand(e, lo, hi, asc, out)
   end
 end
 
--- stream cursor over the pairs with ts in (lo, hi], ascending or descending.
--- Entries are read FIRST_READ at a time, then twice as many each read up
--- to CHUNK, and their pairs decoded one entry at a time, as the walk gets
--- there: a walk that stops early (free_at stops once it has its limit,
--- a few entries back from the newest of a key far over it) neither reads
--- nor decodes the rest of the window.
+-- entries returns an iterator over the log entries of key whose id could
+-- hold a pair with ts in (lo, hi], oldest first or newest first. It reads
+-- FIRST_READ entries, then twice as many each read up to CHUNK: a walk
+-- that stops early (free_at stops once it has its limit, a few entries
+-- back from the newest of a key far over it) does not read the rest of
+-- the window.
 local FIRST_READ = 8
+local function entries(key, lo, hi, asc)
+  local last, raw, ri, done, count = nil, {}, 1, false, FIRST_READ
+  return function()
+    if ri > #raw then
+      if done then return nil end
+      if asc then
+        raw = redis.call('XRANGE', key, last and ('(' .. last) or s(lo + 1), s(hi + SPAN), 'COUNT', count)
+      else
+        raw = redis.call('XREVRANGE', key, last and ('(' .. last) or s(hi + SPAN), s(lo + 1), 'COUNT', count)
+      end
+      done = #raw < count
+      count = math.min(2 * count, CHUNK)
+      ri = 1
+      if #raw == 0 then return nil end
+      last = raw[#raw][1]
+    end
+    ri = ri + 1
+    return raw[ri - 1]
+  end
+end
+
+-- stream cursor over the pairs with ts in (lo, hi], ascending or descending,
+-- decoding one entry at a time as the walk gets there.
 local function stream_cursor(key, lo, hi, asc)
   if hi <= lo then return chunked(empty, parse_pair, 2) end
-  local last, raw, ri, done, count = nil, {}, 1, false, FIRST_READ
+  local next_entry = entries(key, lo, hi, asc)
   return chunked(function()
     while true do
-      if ri > #raw then
-        if done then return {}, true end
-        if asc then
-          raw = redis.call('XRANGE', key, last and ('(' .. last) or s(lo + 1), s(hi + SPAN), 'COUNT', count)
-        else
-          raw = redis.call('XREVRANGE', key, last and ('(' .. last) or s(hi + SPAN), s(lo + 1), 'COUNT', count)
-        end
-        done = #raw < count
-        count = math.min(2 * count, CHUNK)
-        ri = 1
-        if #raw == 0 then return {}, true end
-        last = raw[#raw][1]
-      end
+      local e = next_entry()
+      if e == nil then return {}, true end
       local out = {}
-      expand(raw[ri], lo, hi, asc, out)
-      ri = ri + 1
+      expand(e, lo, hi, asc, out)
+      if #out > 0 then return out, false end
       -- Ascending, an entry with no pair in range is past hi, and so is
       -- every later one: the end. Descending, entries past hi come first
       -- and are skipped.
-      if #out > 0 or asc then return out, #out == 0 or (done and ri > #raw) end
-      if done and ri > #raw then return out, true end
+      if asc then return out, true end
     end
   end, parse_pair, 2)
 end
@@ -305,30 +325,22 @@ local function free_at(log, late, lo, hi, limit, window)
     -- total of each entry wholly inside (lo, hi] without decoding it; only
     -- the entry the limit is reached in, and those straddling lo or hi,
     -- are decoded pair by pair.
-    local acc, from, count = 0, s(hi + SPAN), FIRST_READ
+    local acc, next_entry = 0, entries(log, lo, hi, false)
     while true do
-      local r = redis.call('XREVRANGE', log, from, s(lo + 1), 'COUNT', count)
-      for _, e in ipairs(r) do
-        local m, f = id_ms(e[1]), e[2]
-        local whole
-        if f[1] == 'p' and m <= hi then
-          local x0, x1 = byte(f[2], 7, 8)
-          if m - (x0 + 256 * x1) % 1024 > lo then whole = u6(f[2], 1) end
-        end
-        if whole ~= nil and acc + whole < limit then
-          acc = acc + whole
-        else
-          local t = {}
-          expand(e, lo, hi, false, t)
-          for i = 1, #t, 2 do
-            acc = acc + t[i + 1]
-            if acc >= limit then return t[i] + window end
-          end
+      local e = next_entry()
+      if e == nil then return nil end
+      local f, whole = e[2], nil
+      if f[1] == 'p' then whole = body_total(f[2], id_ms(e[1]), lo, hi) end
+      if whole ~= nil and acc + whole < limit then
+        acc = acc + whole
+      else
+        local t = {}
+        expand(e, lo, hi, false, t)
+        for i = 1, #t, 2 do
+          acc = acc + t[i + 1]
+          if acc >= limit then return t[i] + window end
         end
       end
-      if #r < count then return nil end
-      from = '(' .. r[#r][1]
-      count = math.min(2 * count, CHUNK)
     end
   end
   local acc = 0

@@ -231,7 +231,6 @@ local function append(cx, a)
     member, runs = ARGV[a + 1], ARGV[a + 2]
     if runs == nil or runs == '' then error('sequence ranges without log entries') end
     rfirst, rlast = range_bounds(member)
-    nmsgs = 1
   else
     nmsgs = tonumber(ARGV[a]); a = a + 1
     if nmsgs < 0 then
@@ -429,7 +428,7 @@ local function append(cx, a)
   end
   -- Sequences at or below the ack floor can never come back: they are
   -- dropped once the floor has moved SEEN_TRIM past the last trim.
-  if cx.floor >= num(cx.prev['_s'], 0) + SEEN_TRIM and nmsgs > 0 then
+  if cx.floor >= num(cx.prev['_s'], 0) + SEEN_TRIM and (ranges or nmsgs > 0) then
     redis.call('ZREMRANGEBYSCORE', cx.seen, '-inf', s(cx.floor))
     put(cx, '_s', s(cx.floor))
   end
