@@ -18,7 +18,10 @@ import (
 // twice in the same batch, grouped per limit key and, in a
 // key, per message, every event once in decode order. Appending to one
 // key's events afterwards (as the holder's merges may) must not change
-// another's: they share one array per message.
+// another's: they share one array per message. One batch is reset and
+// reused from trial to trial, as a batch loop does: what the holder may
+// keep of a batch (each key's messages and their events) must not change
+// when the next batch is decoded.
 func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 	rs := rulesetOf(t, limiter.Rule{Name: "per-client", Limit: 1000, Window: 10 * time.Second})
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -32,8 +35,10 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 		seq uint64
 		ts  []int64
 	}
+	b := newBatch(nil)
+	var kept, keptCopy []limiter.KeyAppend
 	for trial := range 50 {
-		b := newBatch(rs)
+		b.reset(rs)
 		model := map[string][]msgEvents{} // client -> its messages, in order
 		for seq := uint64(1); seq <= uint64(1+rng.IntN(20)); seq++ {
 			var data []byte
@@ -74,6 +79,7 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 			want["client="+c] = ms
 		}
 		require.Equal(t, want, got, "trial %d", trial)
+		require.Equal(t, keptCopy, copyAppends(kept), "trial %d: the last batch's messages changed", trial)
 
 		// Grow every key's first message by one event: the others keep theirs.
 		for i := range b.appends {
@@ -89,5 +95,20 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 				}
 			}
 		}
+		kept = append([]limiter.KeyAppend(nil), b.appends...)
+		keptCopy = copyAppends(kept)
 	}
+}
+
+// copyAppends copies kas down to their events.
+func copyAppends(kas []limiter.KeyAppend) []limiter.KeyAppend {
+	var out []limiter.KeyAppend
+	for _, ka := range kas {
+		c := limiter.KeyAppend{Key: ka.Key, Group: ka.Group}
+		for _, m := range ka.Messages {
+			c.Messages = append(c.Messages, limiter.Message{Seq: m.Seq, Events: append([]limiter.Event(nil), m.Events...)})
+		}
+		out = append(out, c)
+	}
+	return out
 }

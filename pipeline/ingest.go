@@ -186,6 +186,7 @@ func (in *Ingest) read(ctx context.Context, it jetstream.MessagesContext, msgs c
 // loop cuts and processes batches until msgs is closed.
 func (in *Ingest) loop(ctx context.Context, msgs <-chan jetstream.Msg) error {
 	back := backoff.New(100*time.Millisecond, 5*time.Second)
+	b := newBatch(nil)
 	for {
 		batch, closed := in.collect(msgs)
 		if len(batch) > 0 && in.opts.Gate != nil {
@@ -196,7 +197,7 @@ func (in *Ingest) loop(ctx context.Context, msgs <-chan jetstream.Msg) error {
 		}
 		if len(batch) > 0 {
 			pctx, cancel := in.processContext(ctx)
-			err := in.process(pctx, batch)
+			err := in.process(pctx, b, batch)
 			cancel()
 			if err != nil {
 				d := back.Next()
