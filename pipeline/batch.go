@@ -26,6 +26,8 @@ type batch struct {
 	// index, zero between messages).
 	pending []pendingEvent
 	slot    []int
+	// decoded holds the stream sequences of the messages decoded so far.
+	decoded map[uint64]struct{}
 }
 
 type pendingEvent struct {
@@ -34,7 +36,7 @@ type pendingEvent struct {
 }
 
 func newBatch(rs *limiter.Ruleset) *batch {
-	return &batch{rules: rs, index: map[limiter.LimitKey]int{}, keyBuf: make([]byte, 0, 256)}
+	return &batch{rules: rs, index: map[limiter.LimitKey]int{}, keyBuf: make([]byte, 0, 256), decoded: map[uint64]struct{}{}}
 }
 
 // reset empties b for the next batch of a loop, under rules rs, keeping its
@@ -47,6 +49,7 @@ func newBatch(rs *limiter.Ruleset) *batch {
 func (b *batch) reset(rs *limiter.Ruleset) {
 	b.rules = rs
 	clear(b.index)
+	clear(b.decoded)
 	clear(b.appends)
 	b.appends = b.appends[:0]
 	b.slot = b.slot[:0]
@@ -84,8 +87,8 @@ func (b *batch) add(e *event.Event) {
 // place files the pending events of message seq under their keys, each
 // key's events in one limiter.Message whose events share one array for the
 // whole message (one allocation per message, not one per key and
-// message). A key whose last message is seq already (the same message
-// twice in a batch) takes the events into it, as before.
+// message). A key whose last message is seq already (messages without
+// a sequence, 0, which nothing tells apart) takes the events into it.
 func (b *batch) place(seq uint64) {
 	if len(b.pending) == 0 {
 		return
@@ -120,8 +123,21 @@ func (b *batch) place(seq uint64) {
 // message when they carry no ts, and that time again when they are stamped
 // more than skew after it (clamped, counted in the result). accepted gets
 // the service of every event added; reject every element refused.
+//
+// A message whose sequence (not 0) the batch has decoded already adds
+// nothing: JetStream delivered it twice (its acknowledgement wait ran out
+// while the first copy waited in the pull buffer), its events are the
+// same, and its reply is acknowledged with the first copy's (records).
+// Filed into the first copy's message, its events would be counted twice:
+// the script knows a message again by its sequence, not its events.
 func (b *batch) addMessage(data []byte, seq uint64, storedMS int64, svc string, lim event.Limits, skew int64,
 	accepted func(service string), reject func(event.Reject)) (clamped int) {
+	if seq != 0 {
+		if _, again := b.decoded[seq]; again {
+			return 0
+		}
+		b.decoded[seq] = struct{}{}
+	}
 	event.Decode(data, lim, func(e event.Event) {
 		if e.Service == "" {
 			e.Service = svc
