@@ -26,8 +26,10 @@ type batch struct {
 	// index, zero between messages).
 	pending []pendingEvent
 	slot    []int
-	// decoded holds the stream sequences of the messages decoded so far.
+	// decoded holds the stream sequences of the messages decoded so far;
+	// again counts the second copies of them left out (addMessage).
 	decoded map[uint64]struct{}
+	again   int
 }
 
 type pendingEvent struct {
@@ -50,6 +52,7 @@ func (b *batch) reset(rs *limiter.Ruleset) {
 	b.rules = rs
 	clear(b.index)
 	clear(b.decoded)
+	b.again = 0
 	clear(b.appends)
 	b.appends = b.appends[:0]
 	b.slot = b.slot[:0]
@@ -134,6 +137,7 @@ func (b *batch) addMessage(data []byte, seq uint64, storedMS int64, svc string, 
 	accepted func(service string), reject func(event.Reject)) (clamped int) {
 	if seq != 0 {
 		if _, again := b.decoded[seq]; again {
+			b.again++
 			return 0
 		}
 		b.decoded[seq] = struct{}{}
@@ -220,6 +224,9 @@ func (in *Ingest) process(ctx context.Context, b *batch, msgs []jetstream.Msg) e
 		return err
 	}
 	in.countResult(res)
+	if b.again > 0 { // second copies of a message in this batch, not counted again
+		in.countResult(limiter.AppendResult{DupMessages: int64(b.again)})
+	}
 	in.m.Messages.WithLabelValues("ok").Add(float64(len(msgs)))
 	in.m.Clamped.Add(float64(clamped))
 	for svc, c := range perService {

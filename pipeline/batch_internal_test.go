@@ -41,6 +41,7 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 	for trial := range 50 {
 		b.reset(rs)
 		model := map[string][]msgEvents{} // client -> its messages, in order
+		again := 0                        // second copies added
 		for seq := uint64(1); seq <= uint64(1+rng.IntN(20)); seq++ {
 			var data []byte
 			var evs [][2]int64 // client, ts
@@ -53,6 +54,7 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 			for copyNo := range times {
 				b.addMessage(data, seq, 9000, "svc", event.Limits{}, 60_000, nil, nil)
 				if copyNo > 0 {
+					again++
 					continue // a second delivery adds nothing
 				}
 				for _, ev := range evs {
@@ -83,6 +85,7 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 			want["client="+c] = ms
 		}
 		require.Equal(t, want, got, "trial %d", trial)
+		require.Equal(t, again, b.again, "trial %d: second copies counted", trial)
 		require.Equal(t, keptCopy, copyAppends(kept), "trial %d: the last batch's messages changed", trial)
 
 		// Grow every key's first message by one event: the others keep theirs.
