@@ -83,7 +83,10 @@ func (s *Store) SetOverride(ctx context.Context, rs *Ruleset, o Override, d time
 	pipe.HSet(ctx, st, "_o", "1")
 	if d > 0 {
 		pipe.PExpire(ctx, k, d)
+		// GT extends a TTL; NX sets one on a state without (a key never
+		// evaluated yet), which GT alone leaves persistent.
 		pipe.ExpireGT(ctx, st, d+time.Minute)
+		pipe.ExpireNX(ctx, st, d+time.Minute)
 	} else {
 		pipe.Persist(ctx, k)
 		pipe.Persist(ctx, st)
@@ -111,7 +114,7 @@ func (s *Store) ClearOverride(ctx context.Context, rs *Ruleset, key LimitKey, ru
 	if err == nil && s.rdb.Exists(ctx, k).Val() == 0 {
 		// No override left: the state may expire again, once no event and
 		// no manual entry needs it.
-		ttl := time.Duration(rs.MaxRetention())*time.Millisecond + time.Minute
+		ttl := StateTTL(rs.MaxRetention())
 		for _, mk := range []string{s.keys.Block(string(key)), s.keys.Allow(string(key))} {
 			if d, e := s.rdb.PTTL(ctx, mk).Result(); e == nil && d+time.Minute > ttl {
 				ttl = d + time.Minute
@@ -178,4 +181,13 @@ func (s *Store) Overrides(ctx context.Context) ([]Override, error) {
 		return out[i].Rule < out[j].Rule
 	})
 	return out, nil
+}
+
+// StateTTL is the TTL that window.lua gives the state hash of a limit key
+// whose longest rule retention is maxRetentionMS (its ttls function): the
+// retention, the period between two refreshes (half of the retention plus
+// a minute) and a minute.
+func StateTTL(maxRetentionMS int64) time.Duration {
+	period := (maxRetentionMS + 60000) / 2
+	return time.Duration(maxRetentionMS+period+60000) * time.Millisecond
 }

@@ -28,7 +28,11 @@ for i = 1, nrules do
     local c, b, trip = r.c, r.b, r.f
     if t > T then T = t end
     local nb = T - W
-    if nb > b then c = c - range_sum(log, late, b, nb) end
+    if nb >= t then
+      c = 0 -- every event counted has left the window (window.lua evaluate)
+    elseif nb > b then
+      c = c - range_sum(log, late, b, nb)
+    end
     count = c
     if D > 0 then
       if trip ~= nil and trip + D > now then untilr = trip + D end

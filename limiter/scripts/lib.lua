@@ -491,6 +491,32 @@ local function del(cx, field)
   cx.del[field] = true
 end
 
+-- keep_state gives the state hash at least ttl ms to live (window.lua: what
+-- its events need; manual.lua: what its manual entry needs). Its running
+-- counts must not outlive the logs they are read with, so it expires too,
+-- unless an override or a manual entry needs it longer: the state hash
+-- then lives as long as the longest of those (persistent while one is),
+-- and a TTL is never shortened. A new hash, which HSET creates without a
+-- TTL, gets one here (PEXPIRE GT alone never sets one on such a key).
+local function keep_state(cx, ttl)
+  if not (cx.prev['_o'] or cx.prev['_m']) then
+    redis.call('PEXPIRE', cx.st, s(ttl), 'GT')
+    redis.call('PEXPIRE', cx.st, s(ttl), 'NX')
+    return
+  end
+  local need = ttl
+  for _, k in ipairs({cx.ovrk, cx.blockk, cx.allowk}) do
+    local p = redis.call('PTTL', k)
+    if p == -1 then -- persistent: the state too
+      redis.call('PERSIST', cx.st)
+      return
+    end
+    if p > 0 and p + 60000 > need then need = p + 60000 end
+  end
+  local cur = redis.call('PTTL', cx.st)
+  if cur == -1 or cur < need then redis.call('PEXPIRE', cx.st, s(need)) end
+end
+
 local function close(cx)
   for _, r in ipairs(cx.rules) do
     if r.dirty then put(cx, r.name, pack_rule(r)) end
@@ -507,6 +533,7 @@ local function close(cx)
     if cx.prev[f] then gone[#gone + 1] = f end
   end
   if #gone > 0 then redis.call('HDEL', cx.st, unpack(gone)) end
+  if cx.keep then keep_state(cx, cx.keep) end
 end
 
 -- write_deny decides the deny flag of a limit key from its three inputs,

@@ -44,12 +44,7 @@ cx.prev['_m'] = '1'
 local auto = {u = num(cx.prev['_au'], 0), rule = cx.prev['_ar'] or '', reason = cx.prev['_ax'] or ''}
 local change = write_deny(cx, auto)
 close(cx)
--- The state (with its _m marker) must outlive the entry; GT never shortens
--- it, and a key that had no state gets one as long as the entry.
-local ttl = s(math.max(untilv - now, 0) + 60000)
-if redis.call('PTTL', cx.st) == -1 then
-  redis.call('PEXPIRE', cx.st, ttl)
-else
-  redis.call('PEXPIRE', cx.st, ttl, 'GT')
-end
+-- The state (with its _m marker) must outlive the entry (keep_state never
+-- shortens it, and keeps it persistent while an override or entry is).
+keep_state(cx, math.max(untilv - now, 0) + 60000)
 return {change or {}, entry}

@@ -48,7 +48,17 @@ local function open()
   local flat = redis.call('HGETALL', cx.st)
   local prev = {}
   for i = 1, #flat, 2 do prev[flat[i]] = flat[i + 1] end
-  for _, r in ipairs(cx.rules) do load_rule(r, prev[r.name] or false) end
+  for _, r in ipairs(cx.rules) do
+    load_rule(r, prev[r.name] or false)
+    -- Every event the rule counted has left its window (the key was idle
+    -- that long): nothing is left to subtract them with, and the logs that
+    -- held them may be gone, expired with the key idle past their TTL.
+    local nb = cx.now - r.win
+    if r.t ~= nil and nb >= r.t and (r.c ~= 0 or nb > r.b) then
+      r.c, r.b, r.k, r.ck = 0, math.max(r.b, nb), nil, 0
+      r.dirty = true
+    end
+  end
   cx.prev = prev
   return cx, a
 end
@@ -191,6 +201,17 @@ local function overlaps(rg, x, y)
     end
   end
   return found > 0 and rg[2 * found] >= x
+end
+
+-- ttls returns the period between two TTL refreshes of a limit key's keys
+-- (half of its longest retention plus a minute, unless given), and the TTL
+-- a key of retention ret needs with that period: a key refreshed at R and
+-- written last before R + period must outlive that write by ret and a
+-- minute (event times up to ingest.max_skew ahead, clocks apart). The
+-- daemon computes the same (limiter.StateTTL).
+local function ttls(ret, period)
+  period = period or math.floor((ret + 60000) / 2)
+  return period, ret + period + 60000
 end
 
 -- append adds the messages of ARGV from index a: nmsgs, then per message
@@ -474,21 +495,25 @@ local function append(cx, a)
       end
     end
   end
-  -- TTLs: every key of the limit key lives its retention plus a minute past
-  -- its last event. Refreshing them costs a command per key, so it is done
-  -- when half of that has passed, not on every call.
+  -- TTLs: every key of the limit key lives at least its retention plus a
+  -- minute past the last call that wrote to it. Refreshing them costs a
+  -- command per key, so it is done once per period (see ttls), not on
+  -- every call: a key refreshed at R and written last before R + period
+  -- expires at R + period + retention + 1 minute or later. A log that
+  -- expired and was created again by a later XADD is refreshed by that
+  -- call: its expiry came after the refresh was due.
   local due = num(cx.prev['_x'], 0)
   if cx.dirty and now >= due then
-    -- GT: never shorten a TTL that a manual entry or an override set.
-    local ttl = cx.maxret + 60000
-    redis.call('PEXPIRE', cx.st, s(ttl), 'GT')
+    local period, ttl = ttls(cx.maxret)
+    cx.keep = ttl -- close() gives it to the state hash, once HSET made it
     redis.call('PEXPIRE', cx.ids, s(ttl))
     redis.call('PEXPIRE', cx.seen, s(math.max(ttl, 900000)))
     for _, r in ipairs(cx.rules) do
-      redis.call('PEXPIRE', r.log, s(r.ret + 60000))
-      redis.call('PEXPIRE', r.late, s(r.ret + 60000))
+      local _, rttl = ttls(r.ret, period)
+      redis.call('PEXPIRE', r.log, s(rttl))
+      redis.call('PEXPIRE', r.late, s(rttl))
     end
-    put(cx, '_x', s(now + math.floor(ttl / 2)))
+    put(cx, '_x', s(now + period))
   end
   return {accepted, dupmsgs, dupids, dropped}
 end
@@ -520,7 +545,11 @@ local function evaluate(cx)
       -- window count over (T - W, T]
       local nb = T - W
       local moved = false
-      if nb > b then
+      if nb >= t then
+        -- Every event counted has left the window: no log to read (it may
+        -- have expired, with the key idle past its TTL).
+        if nb > b or c ~= 0 then c, b, moved = 0, math.max(b, nb), true end
+      elseif nb > b then
         c = c - range_sum(log, late, b, nb)
         b = nb
         moved = true
