@@ -23,7 +23,7 @@ import (
 )
 
 // scriptCalls is a go-redis hook that checks every script call (EVAL,
-// EVALSHA) on its way to Redis: all its KEYS must carry one and the same
+// EVALSHA, FCALL) on its way to Redis: all its KEYS must carry one and the same
 // hash tag, the limit key's, so that the call touches one cluster slot.
 type scriptCalls struct {
 	mu    sync.Mutex
@@ -51,7 +51,7 @@ func (h *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 func (h *scriptCalls) check(cmd redis.Cmder) {
 	switch strings.ToLower(cmd.Name()) {
-	case "eval", "evalsha", "eval_ro", "evalsha_ro":
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
 	default:
 		return
 	}
@@ -109,6 +109,7 @@ func TestStore_cluster(t *testing.T) {
 	require.NoError(t, err)
 	ctx := t.Context()
 	require.NoError(t, clustered.Load(ctx))
+	require.True(t, clustered.Functions(), "the library is loaded on every master")
 
 	trace := tracegen.Generate(tracegen.Options{
 		Seed: 5, Now: now, Span: 100 * time.Second, Events: 4000, Clients: 150, Zipf: 1.2,

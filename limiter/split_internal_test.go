@@ -59,7 +59,7 @@ func TestSplitUnits(t *testing.T) {
 func TestExec_argumentsLiveOnePipelineAtATime(t *testing.T) {
 	rdb := testenv.Redis(t)
 	s := &Store{rdb: rdb, chunk: 4}
-	echo := redis.NewScript(`return ARGV[1]`)
+	echo := &script{Script: redis.NewScript(`return ARGV[1]`)}
 	require.NoError(t, echo.Load(t.Context(), rdb).Err())
 	calls := make([]*call, 10)
 	most := 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,6 +22,12 @@ type Store struct {
 	clock   Clock
 	scripts *scripts
 	chunk   int
+	// fcall is set while the scripts' Functions library is loaded on every
+	// master (Load): the ingestion scripts are then called with FCALL.
+	// noFunctions is set for good once an FCALL was refused (an ACL that
+	// allows FUNCTION LOAD but not FCALL): EVALSHA from then on.
+	fcall       atomic.Bool
+	noFunctions atomic.Bool
 }
 
 // StoreOptions configures a Store.
@@ -63,12 +70,39 @@ func (s *Store) Load(ctx context.Context) error {
 			return fmt.Errorf("load redis script: %w", err)
 		}
 	}
+	s.fcall.Store(s.loadLibrary(ctx) == nil)
 	return nil
 }
 
+// loadLibrary loads the Functions library of the ingestion scripts on
+// every master (a library of the same name has the same code: it is
+// named after it). An error leaves the scripts to EVALSHA: Redis before
+// 7.0, the in-process stand-in of `serve --dev`, or a user whose ACL
+// lacks FUNCTION. Load tries again each time it runs.
+func (s *Store) loadLibrary(ctx context.Context) error {
+	if s.noFunctions.Load() {
+		return errors.New("fcall refused before")
+	}
+	one := func(ctx context.Context, c redis.Cmdable) error {
+		err := c.FunctionLoad(ctx, s.scripts.library).Err()
+		if err != nil && strings.Contains(err.Error(), "already exists") {
+			return nil
+		}
+		return err
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return one(ctx, c) })
+	}
+	return one(ctx, s.rdb)
+}
+
+// Functions reports whether the ingestion scripts are called as Redis
+// Functions (FCALL) rather than by SHA (EVALSHA); see Load.
+func (s *Store) Functions() bool { return s.fcall.Load() }
+
 // call is one script invocation inside a pipeline.
 type call struct {
-	script *redis.Script
+	script *script
 	keys   []string
 	args   []any
 	// build, when set, makes keys and args just before the call's pipeline
@@ -108,8 +142,16 @@ func splitUnits(calls []*call, limit int) [][]*call {
 	return parts
 }
 
+// isNoScript reports a script or function Redis does not have (a restart,
+// SCRIPT FLUSH, FUNCTION FLUSH, a new master): Load, then call again.
 func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+	return err != nil && (strings.HasPrefix(err.Error(), "NOSCRIPT") || strings.HasPrefix(err.Error(), "ERR Function not found"))
+}
+
+// isRefused reports an FCALL that the server or the user's ACL does not
+// allow.
+func isRefused(err error) bool {
+	return err != nil && (strings.HasPrefix(err.Error(), "NOPERM") || strings.HasPrefix(err.Error(), "ERR unknown command"))
 }
 
 // isResend reports window.lua's refusal of a call in the ranges form.
@@ -138,12 +180,17 @@ func (s *Store) execChunk(ctx context.Context, calls []*call) error {
 	todo := calls
 	loaded := false
 	for {
+		fcall := s.fcall.Load()
 		pipe := s.rdb.Pipeline()
 		for _, c := range todo {
 			if c.build != nil && c.args == nil {
 				c.keys, c.args = c.build()
 			}
-			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+			if fcall && c.script.fn != "" {
+				c.cmd = pipe.FCall(ctx, c.script.fn, c.keys, c.args...)
+			} else {
+				c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+			}
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {
@@ -163,6 +210,10 @@ func (s *Store) execChunk(ctx context.Context, calls []*call) error {
 			case e == nil:
 			case isNoScript(e):
 				missing = true
+				retry = append(retry, c)
+			case fcall && c.script.fn != "" && isRefused(e):
+				s.noFunctions.Store(true)
+				s.fcall.Store(false)
 				retry = append(retry, c)
 			case isResend(e) && c.fallback != nil:
 				c.keys, c.args = c.fallback()
@@ -318,7 +369,7 @@ func windowArgs(args []any, now int64, floor uint64, lk string, g *Group) []any 
 
 // windowCall builds a call of script for one key, with the messages (if
 // any) after the rules.
-func (s *Store) windowCall(script *redis.Script, now int64, floor uint64, k LimitKey, g *Group, msgs []Message) *call {
+func (s *Store) windowCall(script *script, now int64, floor uint64, k LimitKey, g *Group, msgs []Message) *call {
 	nev := 0
 	for _, m := range msgs {
 		nev += len(m.Events)

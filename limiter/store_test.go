@@ -38,6 +38,9 @@ func newFixture(t testing.TB, rules []limiter.Rule, now int64) (*limiter.Store, 
 	clock := newTestClock(now)
 	st, err := limiter.NewStore(limiter.StoreOptions{Client: rdb, Keys: keys, Clock: clock})
 	require.NoError(t, err)
+	// Loaded as the daemon loads it: the ingestion scripts then run as
+	// Redis Functions (FCALL), the daemon's way where Redis has them.
+	require.NoError(t, st.Load(t.Context()))
 	return st, rs, clock, keys
 }
 

@@ -76,6 +76,7 @@ func newHarnessAck(t *testing.T, rules []limiter.Rule, clock limiter.Clock, mode
 	require.NoError(t, err)
 	h.store, err = limiter.NewStore(limiter.StoreOptions{Client: h.rdb, Keys: h.keys, Clock: clock})
 	require.NoError(t, err)
+	require.NoError(t, h.store.Load(t.Context())) // as the daemon does: FCALL where Redis has Functions
 	h.spec = pipeline.StreamSpec{
 		Stream: "EV" + name, Subject: h.subjects.EventsAll(), Retention: time.Hour, Replicas: 1,
 		Consumer: "ratemon", AckWait: ackWait, MaxAckPending: 10000, StartBack: time.Hour,

@@ -5,7 +5,7 @@
 //	go run ./internal/scriptreplay --monitor paced.monitor --redis 127.0.0.1:6392 \
 //	    --script /tmp/cut.lua --flush
 //
-// It runs every captured EVALSHA, in order and by the SHA of --script
+// It runs every captured EVALSHA and FCALL, in order and by the SHA of --script
 // (the scripts of limiter/scripts, whole or cut short after a step), over
 // the server's emptied keyspace: the first half fills the keys, the second
 // half is measured. It prints the measured calls, Redis's CPU per call from

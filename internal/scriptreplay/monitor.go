@@ -8,14 +8,15 @@ import (
 	"strings"
 )
 
-// call is one captured EVALSHA: its KEYS and ARGV.
+// call is one captured EVALSHA or FCALL: its KEYS and ARGV.
 type call struct {
 	keys []string
 	args []string
 }
 
-// readCalls reads the EVALSHA commands of a `redis-cli monitor` capture,
-// in order. Other commands (those a script calls, shown after it) are
+// readCalls reads the EVALSHA and FCALL commands of a `redis-cli monitor`
+// capture, in order (the daemon calls its ingestion scripts with FCALL
+// where Redis has Functions). Other commands (those a script calls, shown after it) are
 // skipped, and so is a line cut short where the capture was stopped.
 func readCalls(r io.Reader) ([]call, error) {
 	var calls []call
@@ -23,7 +24,7 @@ func readCalls(r io.Reader) ([]call, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
 	for sc.Scan() {
 		words, ok := monitorWords(sc.Text())
-		if !ok || len(words) < 3 || !strings.EqualFold(words[0], "evalsha") {
+		if !ok || len(words) < 3 || !(strings.EqualFold(words[0], "evalsha") || strings.EqualFold(words[0], "fcall")) {
 			continue
 		}
 		n, err := strconv.Atoi(words[2])

@@ -23,7 +23,7 @@ func TestMonitorWords(t *testing.T) {
 	require.False(t, ok)
 }
 
-// A replay runs every captured EVALSHA once, in order, with the given
+// A replay runs every captured EVALSHA and FCALL once, in order, with the given
 // script, and measures the second half.
 func TestRunMain_replaysEveryCall(t *testing.T) {
 	srv := testenv.StartPrivateRedis(t)
@@ -32,7 +32,7 @@ func TestRunMain_replaysEveryCall(t *testing.T) {
 	capture := strings.Join([]string{
 		`1.0 [0 127.0.0.1:1] "evalsha" "x" "1" "{k}" "1"`,
 		`1.1 [0 lua] "INCRBY" "{k}" "1"`,
-		`1.2 [0 127.0.0.1:1] "evalsha" "x" "1" "{k}" "10"`,
+		`1.2 [0 127.0.0.1:1] "fcall" "ratemon_ingest_x" "1" "{k}" "10"`,
 		`1.3 [0 127.0.0.1:1] "EVALSHA" "x" "1" "{k}" "100"`,
 		`1.4 [0 127.0.0.1:1] "evalsha" "x" "1" "{k}" "1000"`,
 		`1.5 [0 127.0.0.1:1] "evalsha" "x" "1" "{k}" "100`,
