@@ -24,7 +24,7 @@ func readCalls(r io.Reader) ([]call, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
 	for sc.Scan() {
 		words, ok := monitorWords(sc.Text())
-		if !ok || len(words) < 3 || !(strings.EqualFold(words[0], "evalsha") || strings.EqualFold(words[0], "fcall")) {
+		if !ok || len(words) < 3 || !isScriptCall(words[0]) {
 			continue
 		}
 		n, err := strconv.Atoi(words[2])
@@ -101,4 +101,9 @@ func monitorWords(line string) (words []string, ok bool) {
 		s = s[j+1:]
 	}
 	return words, true
+}
+
+// isScriptCall reports a command that runs a script: EVALSHA or FCALL.
+func isScriptCall(cmd string) bool {
+	return strings.EqualFold(cmd, "evalsha") || strings.EqualFold(cmd, "fcall")
 }
