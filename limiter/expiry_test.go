@@ -139,3 +139,40 @@ func TestStore_stateOfAKeyWithAnOverride(t *testing.T) {
 }
 
 func eventOf(client string) event.Event { return event.Event{Client: client, Service: "api"} }
+
+// Keys that a call between two TTL refreshes creates get their TTL at once:
+// a rule's log at its first event, a late set at its first out-of-order
+// event, the id set at its first id. Before, they waited for the next
+// refresh, which never comes for a key that falls idle.
+func TestStore_keysCreatedBetweenRefreshesExpire(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st, rs, clock, keys := newFixture(t, []limiter.Rule{
+		{Name: "all", Limit: 1000, Window: time.Minute},
+		{Name: "some", Limit: 1000, Window: time.Minute},
+	}, now)
+	ctx := t.Context()
+	rdb := testenv.Redis(t)
+	g := &rs.Groups()[0]
+	require.Len(t, g.Rules, 2)
+	k := limiter.LimitKey("client=later")
+	app := func(seq uint64, evs ...limiter.Event) {
+		t.Helper()
+		_, _, err := st.AppendEvaluate(ctx, 0, []limiter.KeyAppend{{Key: k, Group: g, Messages: []limiter.Message{{Seq: seq, Events: evs}}}})
+		require.NoError(t, err)
+	}
+	app(1, limiter.Event{TS: now, Weight: 1, Mask: 1}) // the first call refreshes every TTL
+	for _, key := range []string{keys.Log(string(k), "some"), keys.Late(string(k), "all"), keys.IDs(string(k))} {
+		require.Equal(t, int64(0), rdb.Exists(ctx, key).Val(), "%s does not exist yet", key)
+	}
+	clock.Set(now + 1000) // the next refresh is a period away
+	app(2,
+		limiter.Event{TS: now + 1000, Weight: 1, Mask: 2},              // the first event of "some": its log
+		limiter.Event{TS: now - 500, Weight: 1, Mask: 1},               // older than "all"'s newest: its late set
+		limiter.Event{TS: now + 1000, Weight: 1, Mask: 1, ID: "req-1"}, // the first id: the id set
+	)
+	for _, key := range []string{keys.Log(string(k), "some"), keys.Late(string(k), "all"), keys.IDs(string(k))} {
+		d, err := rdb.PTTL(ctx, key).Result()
+		require.NoError(t, err)
+		require.Positive(t, d, "%s has a TTL", key)
+	}
+}

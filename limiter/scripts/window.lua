@@ -84,6 +84,7 @@ end
 -- add_late records an out-of-order pair of rule r in its late set.
 local function add_late(r, ts, w)
   r.q = r.q + 1
+  r.late_added = true
   redis.call('ZADD', r.late, s(ts), s(w) .. ':' .. s(r.q))
 end
 
@@ -436,6 +437,7 @@ local function append(cx, a)
             if not cx.prev['_i'] then
               put(cx, '_i', '1')
               cx.prev['_i'] = '1'
+              cx.ids_new = true
             end
           end
         end
@@ -454,6 +456,7 @@ local function append(cx, a)
     put(cx, '_s', s(cx.floor))
   end
   local accepted, dropped = 0, 0
+  for _, r in ipairs(cx.rules) do r.had_log = r.t ~= nil end
   for i, r in ipairs(cx.rules) do
     if fast[i] then
       -- every pair is in order, inside the retention and after b
@@ -514,6 +517,18 @@ local function append(cx, a)
       redis.call('PEXPIRE', r.late, s(rttl))
     end
     put(cx, '_x', s(now + period))
+  elseif cx.dirty then
+    -- A key this call created (a rule's first log entry, a late set's or
+    -- the id set's first member) gets its TTL now: the next refresh may
+    -- never come, if the limit key falls idle. NX: one that has a TTL
+    -- keeps it.
+    local period, ttl = ttls(cx.maxret)
+    for _, r in ipairs(cx.rules) do
+      local _, rttl = ttls(r.ret, period)
+      if not r.had_log and r.t ~= nil then redis.call('PEXPIRE', r.log, s(rttl), 'NX') end
+      if r.late_added then redis.call('PEXPIRE', r.late, s(rttl), 'NX') end
+    end
+    if cx.ids_new then redis.call('PEXPIRE', cx.ids, s(ttl), 'NX') end
   end
   return {accepted, dupmsgs, dupids, dropped}
 end
