@@ -82,6 +82,7 @@ type heldKey struct {
 
 	group   *limiter.Group
 	msgs    []limiter.Message // in sequence order (mergeMessages)
+	lastSeq uint64            // the sequence of msgs' last message (0: none held)
 	recs    []*msgRec
 	weight  int64
 	events  int
@@ -320,7 +321,7 @@ func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppen
 		heap.Push(&h.queue, heldRef{key: k, gen: hk.gen, due: due})
 	}
 	hk.group = ka.Group
-	hk.msgs = mergeMessages(hk.msgs, ka.Messages)
+	hk.msgs, hk.lastSeq = mergeMessages(hk.msgs, hk.lastSeq, ka.Messages)
 	hk.weight += w
 	hk.events += n
 	h.heldEvs += n
@@ -339,11 +340,16 @@ func (h *holder) addLocked(k limiter.LimitKey, hk *heldKey, ka *limiter.KeyAppen
 // are the same, and the script would count them once anyway. A key's
 // messages mostly come in order and are appended; one that comes after a
 // later one (the batch loops take turns) finds its place by a binary
-// search, not a scan of all that is held.
-func mergeMessages(msgs, more []limiter.Message) []limiter.Message {
+// search, not a scan of all that is held. last is the sequence of msgs'
+// last message (0 when msgs is empty), which the caller keeps beside msgs
+// and gets back updated: reading it from msgs, memory the key last touched
+// a batch or more ago, stalled on a cache miss for every key of every
+// batch (docs/BENCHMARKS.md, "2026-12-07 22:03-23:50 UTC").
+func mergeMessages(msgs []limiter.Message, last uint64, more []limiter.Message) ([]limiter.Message, uint64) {
 	for _, m := range more {
-		if n := len(msgs); n == 0 || msgs[n-1].Seq < m.Seq {
+		if len(msgs) == 0 || last < m.Seq {
 			msgs = append(msgs, m)
+			last = m.Seq
 			continue
 		}
 		i, found := slices.BinarySearchFunc(msgs, m.Seq, func(h limiter.Message, seq uint64) int { return cmp.Compare(h.Seq, seq) })
@@ -351,7 +357,7 @@ func mergeMessages(msgs, more []limiter.Message) []limiter.Message {
 			msgs = slices.Insert(msgs, i, m)
 		}
 	}
-	return msgs
+	return msgs, last
 }
 
 // takeLocked takes what is held for a key, with more events (of weight
@@ -359,7 +365,7 @@ func mergeMessages(msgs, more []limiter.Message) []limiter.Message {
 // room until it is answered (a redelivered copy left out by the merge
 // still counts: the bound stays on the safe side).
 func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, more []limiter.Message, mine []*msgRec, moreW int64) send {
-	msgs := mergeMessages(hk.msgs, more)
+	msgs, _ := mergeMessages(hk.msgs, hk.lastSeq, more)
 	recs := append(hk.recs, mine...)
 	for _, r := range hk.recs {
 		r.held--
@@ -372,7 +378,7 @@ func (h *holder) takeLocked(k limiter.LimitKey, hk *heldKey, g *limiter.Group, m
 	}
 	h.heldEvs -= hk.events
 	w := hk.weight + moreW
-	hk.msgs, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.due, hk.group = nil, nil, 0, 0, time.Time{}, 0, time.Time{}, nil
+	hk.msgs, hk.lastSeq, hk.recs, hk.weight, hk.events, hk.since, hk.sinceMS, hk.due, hk.group = nil, 0, nil, 0, 0, time.Time{}, 0, time.Time{}, nil
 	hk.gen++
 	hk.sent++
 	sd := send{ka: limiter.KeyAppend{Key: k, Group: g, Messages: msgs}, recs: recs, hk: hk, id: hk.sent, weight: w, prior: hk.inflightW}

@@ -377,6 +377,7 @@ func TestMergeMessages_keepsOneCopyInSequenceOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for trial := range 200 {
 		var msgs []limiter.Message
+		var last uint64
 		first := map[uint64]int64{} // seq -> TS of the copy kept
 		for range 1 + rng.IntN(8) {
 			var more []limiter.Message
@@ -388,7 +389,10 @@ func TestMergeMessages_keepsOneCopyInSequenceOrder(t *testing.T) {
 					first[seq] = ts
 				}
 			}
-			msgs = mergeMessages(msgs, more)
+			msgs, last = mergeMessages(msgs, last, more)
+			if len(msgs) > 0 {
+				require.Equal(t, msgs[len(msgs)-1].Seq, last, "trial %d: last is the last message's sequence", trial)
+			}
 		}
 		want := slices.Sorted(maps.Keys(first))
 		var got []uint64
