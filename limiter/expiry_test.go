@@ -60,6 +60,15 @@ func TestStore_everyKeyOfALimitKeyExpires(t *testing.T) {
 		left := pttl(keys.Log(string(k), r.Name)) - (period - 1)
 		require.GreaterOrEqual(t, left, r.RetentionMS()+60_000-5000, "rule %s: the log outlives the write by its retention", r.Name)
 	}
+
+	// A state hash left without a TTL (as every one was before) gets one
+	// at the key's next refresh.
+	require.NoError(t, rdb.Persist(ctx, keys.State(string(k))).Err())
+	clock.Set(now + period)
+	_, _, err = st.AppendEvaluate(ctx, 0, []limiter.KeyAppend{{Key: k, Group: g,
+		Messages: []limiter.Message{{Seq: 3, Events: []limiter.Event{{TS: now + period, Weight: 1, Mask: 3}}}}}})
+	require.NoError(t, err)
+	require.InDelta(t, limiter.StateTTL(maxRet).Milliseconds(), pttl(keys.State(string(k))), 5000)
 }
 
 // A key idle for longer than its logs live comes back counting only its new

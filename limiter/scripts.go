@@ -50,10 +50,9 @@ type scripts struct {
 	inspect  *script
 	manual   *script
 	// library is the FUNCTION LOAD source of append, evaluate and ingest,
-	// named libName: ratemon_ and a hash of its code, so that daemons of
-	// two versions (a rolling upgrade) each call their own functions.
+	// named ratemon_ and a hash of its code, so that daemons of two
+	// versions (a rolling upgrade) each call their own functions.
 	library string
-	libName string
 }
 
 func newScripts() *scripts {
@@ -94,8 +93,7 @@ func newScripts() *scripts {
 		code.WriteString("redis.register_function('" + h.s.fn + "', function(keys, args)\n" +
 			"  KEYS, ARGV = keys, args\n  if fns == nil then fns = make() end\n  return fns." + h.name + "()\nend)\n")
 	}
-	s.libName = "ratemon_" + hash
-	s.library = "#!lua name=" + s.libName + "\n" + code.String()
+	s.library = "#!lua name=ratemon_" + hash + "\n" + code.String()
 	return s
 }
 

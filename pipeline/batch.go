@@ -223,10 +223,8 @@ func (in *Ingest) process(ctx context.Context, b *batch, msgs []jetstream.Msg) e
 	if err != nil {
 		return err
 	}
+	res.DupMessages += int64(b.again) // second copies of a message in this batch, not counted again
 	in.countResult(res)
-	if b.again > 0 { // second copies of a message in this batch, not counted again
-		in.countResult(limiter.AppendResult{DupMessages: int64(b.again)})
-	}
 	in.m.Messages.WithLabelValues("ok").Add(float64(len(msgs)))
 	in.m.Clamped.Add(float64(clamped))
 	for svc, c := range perService {

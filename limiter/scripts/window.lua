@@ -215,6 +215,16 @@ local function ttls(ret, period)
   return period, ret + period + 60000
 end
 
+-- expire gives key a TTL of ms: on a refresh, and NX (only if it has
+-- none) when this call created it.
+local function expire(key, ms, refresh, created)
+  if refresh then
+    redis.call('PEXPIRE', key, s(ms))
+  elseif created then
+    redis.call('PEXPIRE', key, s(ms), 'NX')
+  end
+end
+
 -- append adds the messages of ARGV from index a: nmsgs, then per message
 -- seq ("0": none) and nevents, then per event ts, weight, mask ("1" at
 -- position i when rule i counts it), id ("" for none); or, when nevents is
@@ -456,8 +466,8 @@ local function append(cx, a)
     put(cx, '_s', s(cx.floor))
   end
   local accepted, dropped = 0, 0
-  for _, r in ipairs(cx.rules) do r.had_log = r.t ~= nil end
   for i, r in ipairs(cx.rules) do
+    r.had_log = r.t ~= nil -- its log has an entry (TTLs below)
     if fast[i] then
       -- every pair is in order, inside the retention and after b
       log_runs(r, runs, rp, rn)
@@ -505,30 +515,23 @@ local function append(cx, a)
   -- expires at R + period + retention + 1 minute or later. A log that
   -- expired and was created again by a later XADD is refreshed by that
   -- call: its expiry came after the refresh was due.
-  local due = num(cx.prev['_x'], 0)
-  if cx.dirty and now >= due then
+  -- A key this call created between two refreshes (a rule's first log
+  -- entry, a late set's or the id set's first member) gets its TTL now,
+  -- NX: the next refresh may never come, if the limit key falls idle.
+  if cx.dirty then
+    local refresh = now >= num(cx.prev['_x'], 0)
     local period, ttl = ttls(cx.maxret)
-    cx.keep = ttl -- close() gives it to the state hash, once HSET made it
-    redis.call('PEXPIRE', cx.ids, s(ttl))
-    redis.call('PEXPIRE', cx.seen, s(math.max(ttl, 900000)))
+    expire(cx.ids, ttl, refresh, cx.ids_new)
+    expire(cx.seen, math.max(ttl, 900000), refresh, false)
     for _, r in ipairs(cx.rules) do
       local _, rttl = ttls(r.ret, period)
-      redis.call('PEXPIRE', r.log, s(rttl))
-      redis.call('PEXPIRE', r.late, s(rttl))
+      expire(r.log, rttl, refresh, not r.had_log and r.t ~= nil)
+      expire(r.late, rttl, refresh, r.late_added)
     end
-    put(cx, '_x', s(now + period))
-  elseif cx.dirty then
-    -- A key this call created (a rule's first log entry, a late set's or
-    -- the id set's first member) gets its TTL now: the next refresh may
-    -- never come, if the limit key falls idle. NX: one that has a TTL
-    -- keeps it.
-    local period, ttl = ttls(cx.maxret)
-    for _, r in ipairs(cx.rules) do
-      local _, rttl = ttls(r.ret, period)
-      if not r.had_log and r.t ~= nil then redis.call('PEXPIRE', r.log, s(rttl), 'NX') end
-      if r.late_added then redis.call('PEXPIRE', r.late, s(rttl), 'NX') end
+    if refresh then
+      cx.keep = ttl -- close() gives it to the state hash, once HSET made it
+      put(cx, '_x', s(now + period))
     end
-    if cx.ids_new then redis.call('PEXPIRE', cx.ids, s(ttl), 'NX') end
   end
   return {accepted, dupmsgs, dupids, dropped}
 end
@@ -560,11 +563,7 @@ local function evaluate(cx)
       -- window count over (T - W, T]
       local nb = T - W
       local moved = false
-      if nb >= t then
-        -- Every event counted has left the window: no log to read (it may
-        -- have expired, with the key idle past its TTL).
-        if nb > b or c ~= 0 then c, b, moved = 0, math.max(b, nb), true end
-      elseif nb > b then
+      if nb > b then -- (a rule whose events have all left: reset by open)
         c = c - range_sum(log, late, b, nb)
         b = nb
         moved = true
