@@ -358,6 +358,82 @@ func TestHolder_dueKeysAreTheFlushers(t *testing.T) {
 	require.Equal(t, limiter.LimitKey("client=a"), sends[0].ka.Key)
 }
 
+// A key far from every threshold stores every other due send without an
+// evaluation; its room is then the last one less what it stored. A send
+// near a threshold, or of a key over its limit, is always evaluated.
+func TestHolder_farKeysStoreEveryOtherDueSend(t *testing.T) {
+	h, rs := holdFixture(t)
+	now := time.Now()
+	k := limiter.LimitKey("client=a")
+	sentOnce(h, rs, now, string(k)) // room 9
+	dueSend := func(seq uint64, at time.Time) send { return dueSendOf(t, h, rs, k, seq, at) }
+	s := dueSend(2, now)
+	require.True(t, s.ka.StoreOnly, "far from the limit: stored only")
+	h.done([]send{s}, []limiter.Evaluation{{Key: k}}, false)
+	require.Equal(t, int64(8), h.keys[k].room.weight, "the room less what was stored")
+	s = dueSend(3, now)
+	require.False(t, s.ka.StoreOnly, "the next due send evaluates")
+	h.done([]send{s}, []limiter.Evaluation{evalOf(string(k), 3)}, false)
+	require.Equal(t, int64(7), h.keys[k].room.weight, "the room of the evaluation")
+	s = dueSend(4, now)
+	require.True(t, s.ka.StoreOnly, "and the one after it stores again")
+
+	h.done([]send{s}, []limiter.Evaluation{{Key: k}}, false)
+	near, why := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(k), 5, 3)}, batchRecs(5), now, 0)
+	require.Equal(t, map[string]int{sendNear: 1}, why, "3 reaches half the room (6)")
+	h.done(near, []limiter.Evaluation{evalOf(string(k), 5)}, false) // room 5
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(k), 6, 1)}, batchRecs(6), now, 0)
+	require.Empty(t, held)
+	near, why = h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(k), 7, 1)}, batchRecs(7), now, 0)
+	require.Equal(t, map[string]int{sendNear: 1}, why, "1 + 1 reaches half the room (2); the near send resets the count")
+	h.done(near, []limiter.Evaluation{evalOf(string(k), 6)}, false) // room 4
+	s = dueSend(8, now)
+	require.True(t, s.ka.StoreOnly, "after a near send, a due send stores only again")
+
+	// An evaluated send that started before a stored-only one and ends
+	// after it: its count may lack the stored weight, so it only
+	// subtracts its own (here, a message with no record: sent at once).
+	b := limiter.LimitKey("client=b")
+	evalB := func(count int64) []limiter.Evaluation {
+		return []limiter.Evaluation{{Key: b, Rules: []limiter.RuleState{{Rule: "r", Count: count, Limit: 100}}}}
+	}
+	first, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(b), 20, 1)}, batchRecs(20), now, 0)
+	h.done(first, evalB(1), false) // room 99
+	e, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(b), 21, 10)}, batchRecs(), now, 0)
+	require.Len(t, e, 1, "no record: sent")
+	s = dueSendOf(t, h, rs, b, 22, now)
+	require.True(t, s.ka.StoreOnly)
+	h.done([]send{s}, []limiter.Evaluation{{Key: b}}, false)
+	require.Equal(t, int64(99-1), h.keys[b].room.weight)
+	h.done(e, evalB(11), false) // counts its 10, maybe not the stored 1
+	require.Equal(t, int64(99-1-10), h.keys[b].room.weight, "the older evaluated send only subtracts")
+
+	// A key over its limit: every due send evaluates (its flag's end).
+	o := limiter.LimitKey("client=o")
+	sends, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(o), 10, 12)}, batchRecs(10), now, 0)
+	h.done(sends, []limiter.Evaluation{overOf(string(o), 60_000)}, false)
+	for seq := uint64(11); seq < 13; seq++ {
+		held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(o), seq, 1)}, batchRecs(seq), now, 0)
+		require.Empty(t, held)
+		sends, _ = h.due(now.Add(time.Second))
+		require.Len(t, sends, 1)
+		require.False(t, sends[0].ka.StoreOnly, "over its limit: evaluated")
+		h.done(sends, []limiter.Evaluation{overOf(string(o), 60_000)}, false)
+	}
+}
+
+// dueSendOf holds one event of key k (its room known and large enough),
+// then returns the send the flusher makes of it once due.
+func dueSendOf(t *testing.T, h *holder, rs *limiter.Ruleset, k limiter.LimitKey, seq uint64, at time.Time) send {
+	t.Helper()
+	held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, string(k), seq, 1)}, batchRecs(seq), at, 0)
+	require.Empty(t, held, "1 < half the room: held")
+	sends, why := h.due(at.Add(time.Second))
+	require.Equal(t, map[string]int{sendAge: 1}, why)
+	require.Len(t, sends, 1)
+	return sends[0]
+}
+
 // A load generator waiting for acknowledgements lets twice the pull buffer
 // wait, plus hold_messages when the daemon holds events.
 func TestIngestConfig_loadBacklog(t *testing.T) {

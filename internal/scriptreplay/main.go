@@ -8,7 +8,8 @@
 // It runs every captured EVALSHA and FCALL, in order and by the SHA of --script
 // (the scripts of limiter/scripts, whole or cut short after a step), over
 // the server's emptied keyspace: the first half fills the keys, the second
-// half is measured. It prints the measured calls, Redis's CPU per call from
+// half is measured (--measure 0.2: the last fifth, after four fifths that
+// fill the keys, for a capture longer than a key's hold). It prints the measured calls, Redis's CPU per call from
 // INFO, and the output of --after (for example callgrind_control's counts
 // when the server runs under valgrind).
 package main
@@ -44,6 +45,7 @@ func runMain(ctx context.Context, argv []string, w io.Writer) error {
 	batch := fs.Int("batch", 100, "calls per pipeline")
 	before := fs.String("before", "", "shell command run before the measured half (e.g. callgrind_control -z)")
 	after := fs.String("after", "", "shell command run after it; its output is printed")
+	measure := fs.Float64("measure", 0.5, "share of the calls, the last ones, that is measured; the calls before fill the keys")
 	if err := fs.Parse(argv); err != nil {
 		return err
 	}
@@ -52,6 +54,8 @@ func runMain(ctx context.Context, argv []string, w io.Writer) error {
 		return errors.New("--monitor, --redis and --script are required")
 	case !*flush:
 		return fmt.Errorf("the replay deletes every key of %s: pass --flush to confirm it is a scratch server", *addr)
+	case !(*measure > 0 && *measure <= 1):
+		return fmt.Errorf("--measure must be in (0, 1], got %g", *measure)
 	case *batch < 1:
 		return fmt.Errorf("--batch must be at least 1, got %d", *batch)
 	}
@@ -71,7 +75,7 @@ func runMain(ctx context.Context, argv []string, w io.Writer) error {
 	// No timeouts: under valgrind a pipeline takes seconds.
 	rdb := redis.NewClient(&redis.Options{Addr: *addr, ReadTimeout: -1, WriteTimeout: -1})
 	defer rdb.Close()
-	res, err := replay(ctx, rdb, calls, options{script: string(src), batch: *batch, before: *before, after: *after})
+	res, err := replay(ctx, rdb, calls, options{script: string(src), batch: *batch, before: *before, after: *after, measure: *measure})
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,15 @@ import (
 type options struct {
 	script string // the Lua source run for every call
 	batch  int    // calls per pipeline
-	before string // shell command run once the first half is replayed
-	after  string // shell command run once the second half is replayed
+	before string // shell command run once the warm-up calls are replayed
+	after  string // shell command run once the measured calls are replayed
+	// measure is the share of the calls, the last ones, that is measured
+	// (0 < measure <= 1); the calls before fill the keys.
+	measure float64
 }
 
-// result of one replay: the second half's calls and what they cost, and
-// the calls of both halves that failed.
+// result of one replay: the measured calls and what they cost, and the
+// calls of the whole replay that failed.
 type result struct {
 	calls      int
 	errors     int
@@ -29,8 +32,8 @@ type result struct {
 	after      string  // what the after command printed
 }
 
-// replay flushes the server, runs the first half of calls to fill its
-// keys, then the second half, measured: Redis's CPU from INFO, and
+// replay flushes the server, runs the first calls to fill its keys, then
+// the last o.measure of them, measured: Redis's CPU from INFO, and
 // whatever the before and after commands measure (callgrind_control
 // for instruction counts). Every call runs the given script by SHA.
 func replay(ctx context.Context, rdb *redis.Client, calls []call, o options) (result, error) {
@@ -42,7 +45,7 @@ func replay(ctx context.Context, rdb *redis.Client, calls []call, o options) (re
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		return res, fmt.Errorf("flushall: %w", err)
 	}
-	half := len(calls) / 2
+	half := len(calls) - int(float64(len(calls))*o.measure)
 	if err := run(ctx, rdb, sha, calls[:half], o.batch, &res); err != nil {
 		return res, err
 	}

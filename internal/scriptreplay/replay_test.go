@@ -24,7 +24,7 @@ func TestMonitorWords(t *testing.T) {
 }
 
 // A replay runs every captured EVALSHA and FCALL once, in order, with the given
-// script, and measures the second half.
+// script, and measures the second half (or the share --measure gives).
 func TestRunMain_replaysEveryCall(t *testing.T) {
 	srv := testenv.StartPrivateRedis(t)
 	rdb := srv.Client(t)
@@ -49,7 +49,17 @@ func TestRunMain_replaysEveryCall(t *testing.T) {
 	require.Contains(t, out.String(), "calls measured: 2 (of 4 captured), failed: 0 of 4")
 	require.Contains(t, out.String(), "after: done")
 
+	out.Reset()
+	err = runMain(t.Context(), []string{"--monitor", filepath.Join(dir, "m"), "--redis", srv.Addr(),
+		"--script", filepath.Join(dir, "s.lua"), "--flush", "--measure", "0.25"}, &out)
+	require.NoError(t, err)
+	require.Equal(t, "1111", rdb.Get(t.Context(), "{k}").Val(), "the keyspace emptied, the four calls again")
+	require.Contains(t, out.String(), "calls measured: 1 (of 4 captured)", "--measure: the last quarter")
+
 	err = runMain(t.Context(), []string{"--monitor", filepath.Join(dir, "m"), "--redis", srv.Addr(),
 		"--script", filepath.Join(dir, "s.lua")}, &out)
 	require.ErrorContains(t, err, "--flush")
+	err = runMain(t.Context(), []string{"--monitor", filepath.Join(dir, "m"), "--redis", srv.Addr(),
+		"--script", filepath.Join(dir, "s.lua"), "--flush", "--measure", "0"}, &out)
+	require.ErrorContains(t, err, "--measure")
 }
