@@ -260,11 +260,6 @@ type KeyAppend struct {
 	Key      LimitKey
 	Group    *Group
 	Messages []Message
-	// StoreOnly asks AppendEvaluate to store the events without evaluating
-	// the key: for a key the caller knows they cannot bring to a threshold
-	// or a flag change. Its running counts and logs are brought up to date
-	// (window slid, logs trimmed) by its next evaluation.
-	StoreOnly bool
 }
 
 // AppendResult sums what Append did.
@@ -298,18 +293,12 @@ func (s *Store) Append(ctx context.Context, floor uint64, batch []KeyAppend) (Ap
 
 // AppendEvaluate adds a batch to the window logs and evaluates every key it
 // touched, in one script call per key: the fast path of ingestion, which
-// then needs no work notice. A key marked StoreOnly is appended without
-// being evaluated (the append script: about half of Redis's work of a
-// call); its evaluation holds only its Key.
+// then needs no work notice.
 func (s *Store) AppendEvaluate(ctx context.Context, floor uint64, batch []KeyAppend) (AppendResult, []Evaluation, error) {
 	now := NowMS(s.clock)
 	calls := make([]*call, 0, len(batch))
 	for i := range batch {
-		sc := s.scripts.ingest
-		if batch[i].StoreOnly {
-			sc = s.scripts.append
-		}
-		calls = append(calls, s.windowCall(sc, now, floor, batch[i].Key, batch[i].Group, batch[i].Messages))
+		calls = append(calls, s.windowCall(s.scripts.ingest, now, floor, batch[i].Key, batch[i].Group, batch[i].Messages))
 	}
 	var res AppendResult
 	if err := s.exec(ctx, calls); err != nil {
@@ -317,13 +306,6 @@ func (s *Store) AppendEvaluate(ctx context.Context, floor uint64, batch []KeyApp
 	}
 	evals := make([]Evaluation, len(calls))
 	for i, c := range calls {
-		evals[i].Key = batch[i].Key
-		if batch[i].StoreOnly {
-			if err := res.add(c.val); err != nil {
-				return res, nil, fmt.Errorf("append %s: %w", batch[i].Key, err)
-			}
-			continue
-		}
 		v, ok := c.val.([]any)
 		if !ok || len(v) != 3 {
 			return res, nil, fmt.Errorf("append and evaluate %s: unexpected reply %v", batch[i].Key, c.val)
@@ -331,6 +313,7 @@ func (s *Store) AppendEvaluate(ctx context.Context, floor uint64, batch []KeyApp
 		if err := res.add(v[0]); err != nil {
 			return res, nil, err
 		}
+		evals[i].Key = batch[i].Key
 		if err := parseEvaluation([]any{v[1], v[2]}, &evals[i]); err != nil {
 			return res, nil, fmt.Errorf("append and evaluate %s: %w", batch[i].Key, err)
 		}

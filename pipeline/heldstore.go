@@ -71,22 +71,8 @@ func (in *Ingest) send(ctx context.Context, sends []send, why map[string]int) (a
 		return ack, nak, err
 	}
 	in.countResult(res)
-	in.rep.report(ctx, in.evaluated(sends, evals))
+	in.rep.report(ctx, evals)
 	return ack, nak, nil
-}
-
-// evaluated leaves out the evaluations of sends stored without one
-// (limiter.KeyAppend.StoreOnly), counting those in the metrics.
-func (in *Ingest) evaluated(sends []send, evals []limiter.Evaluation) []limiter.Evaluation {
-	out := evals[:0:0]
-	for i := range sends {
-		if sends[i].ka.StoreOnly {
-			in.m.HoldStoreOnly.Inc()
-			continue
-		}
-		out = append(out, evals[i])
-	}
-	return out
 }
 
 // ackRecs acknowledges complete records, after the AfterStore hook; when

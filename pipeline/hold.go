@@ -78,7 +78,6 @@ type heldKey struct {
 	inflightW int64  // their weight
 	sent      uint64 // sends started
 	accepted  uint64 // the latest-started send whose room was taken
-	stored    int    // sends stored without evaluation since its last evaluated send started
 	touched   time.Time
 
 	group   *limiter.Group
@@ -219,7 +218,6 @@ func (h *holder) plan(rs *limiter.Ruleset, appends []limiter.KeyAppend, recs map
 			}
 		}
 		why[sendNear]++
-		hk.stored = 0
 		sends = append(sends, h.takeLocked(ka.Key, hk, ka.Group, ka.Messages, mine, w))
 	}
 	// Due keys go with the flusher, not with a batch: a batch loop busy
@@ -408,38 +406,12 @@ func (h *holder) dueLocked(now time.Time, why map[string]int) []send {
 			continue // sent since
 		}
 		why[reason]++
-		storeOnly := h.storeOnlyLocked(hk)
-		sd := h.takeLocked(ref.key, hk, nil, nil, nil, 0)
-		sd.ka.StoreOnly = storeOnly
-		sends = append(sends, sd)
+		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil, 0))
 	}
 	if len(h.queue) == 0 || cap(h.queue) > 4*len(h.queue)+64 {
 		h.queue = append(refHeap(nil), h.queue...)
 	}
 	return sends
-}
-
-// maxStored is how many due sends in a row a key far from every threshold
-// stores without evaluation (limiter.KeyAppend.StoreOnly), before one that
-// evaluates it again. Such a send cannot change a flag or an alert (its
-// events were held under the room), so evaluating it would only slide the
-// window, trim the logs and refresh the room, which the next evaluation
-// does for both at once: a key held Hold at a time is evaluated at least
-// every (maxStored+1)×Hold, and its logs keep at most that much past its
-// longest retention.
-const maxStored = 1
-
-// storeOnlyLocked reports whether a key's due send may store its events
-// without an evaluation, and counts it: its room is known, no rule of it
-// is over its limit (a flag's end must be recomputed as it nears), and
-// fewer than maxStored sends in a row have skipped the evaluation.
-func (h *holder) storeOnlyLocked(hk *heldKey) bool {
-	if hk.known && hk.room.until == math.MaxInt64 && hk.stored < maxStored {
-		hk.stored++
-		return true
-	}
-	hk.stored = 0
-	return false
 }
 
 // due returns the sends that are due without a batch: the flusher's work.
@@ -466,7 +438,6 @@ func (h *holder) takeAllLocked(reason string, why map[string]int) []send {
 			continue
 		}
 		why[reason]++
-		hk.stored = 0
 		sends = append(sends, h.takeLocked(ref.key, hk, nil, nil, nil, 0))
 	}
 	h.queue = nil
@@ -491,13 +462,6 @@ func (h *holder) done(sends []send, evals []limiter.Evaluation, failed bool) (ac
 			// Its events may or may not be stored: no room from a send
 			// started before now is taken.
 			hk.known, hk.accepted = false, hk.sent
-		case s.ka.StoreOnly:
-			// Stored, not evaluated: the room is the last one less its
-			// weight. An evaluated send that started before it and ends
-			// after it may not count it: its room is not taken either
-			// (it is older than this one).
-			hk.room.weight -= s.weight
-			hk.accepted = max(hk.accepted, s.id)
 		case s.id > hk.accepted:
 			// Sends in flight when it started may have run after it in
 			// Redis, so their weight may be missing from its count.

@@ -40,7 +40,6 @@ type Metrics struct {
 	HeldMessages   prometheus.Gauge
 	HoldSends      *prometheus.CounterVec // reason: near, age, full, drain
 	HoldPeeks      *prometheus.CounterVec // result: room, unknown
-	HoldStoreOnly  prometheus.Counter
 	Delivery       prometheus.Histogram
 
 	mu       sync.Mutex
@@ -128,9 +127,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		HoldPeeks: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratemon_ingest_hold_peeks_total", Help: "Limit keys never sent by this daemon whose state was read to learn their room, by result: room (their events can be held), unknown (a flag, an override or a deny_for block: their events are sent).",
 		}, []string{"result"}),
-		HoldStoreOnly: f.NewCounter(prometheus.CounterOpts{
-			Name: "ratemon_ingest_hold_store_only_total", Help: "Due sends of limit keys far from every threshold that stored their events without evaluating the key (every other due send of such a key).",
-		}),
 		services: map[string]bool{},
 	}
 	for _, r := range []string{sendNear, sendAge, sendFull, sendDrain} {
