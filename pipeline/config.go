@@ -52,8 +52,9 @@ const DefaultHold = 2500 * time.Millisecond
 // loops rather than two, as at half the maximum of docs/BENCHMARKS.md
 // ("2026-12-08") messages waited 11 ms on average for a free loop with
 // two, and four gave a lower detection lag in each of five alternated
-// pairs of runs. (internal/config keeps two where the pull buffer of four
-// would not fit beside hold_messages under nats.max_ack_pending.)
+// pairs of runs (made with a change since reverted, which BENCHMARKS.md
+// names). internal/config keeps two where the pull buffer of four would
+// not fit beside hold_messages under nats.max_ack_pending.
 const DefaultConcurrency = 4
 
 // DefaultHoldMessages is ingest.hold_messages when it is not set (the
