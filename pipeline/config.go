@@ -48,15 +48,6 @@ type IngestConfig struct {
 // configuration shortens it to a quarter of nats.ack_wait).
 const DefaultHold = 2500 * time.Millisecond
 
-// DefaultConcurrency is ingest.concurrency when it is not set: four batch
-// loops rather than two, as at half the maximum of docs/BENCHMARKS.md
-// ("2026-12-08") messages waited 11 ms on average for a free loop with
-// two, and four gave a lower detection lag in each of five alternated
-// pairs of runs (made with a change since reverted, which BENCHMARKS.md
-// names). internal/config keeps two where the pull buffer of four would
-// not fit beside hold_messages under nats.max_ack_pending.
-const DefaultConcurrency = 4
-
 // DefaultHoldMessages is ingest.hold_messages when it is not set (the
 // daemon's configuration lowers it to what nats.max_ack_pending leaves
 // beside the pull buffer).
@@ -74,7 +65,7 @@ func (c *IngestConfig) SetDefaults() {
 		c.Linger = 2 * time.Millisecond
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
+		c.Concurrency = 2
 	}
 	if c.MaxSkew == 0 {
 		c.MaxSkew = 5 * time.Second

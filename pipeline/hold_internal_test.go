@@ -363,12 +363,12 @@ func TestHolder_dueKeysAreTheFlushers(t *testing.T) {
 func TestIngestConfig_loadBacklog(t *testing.T) {
 	var c IngestConfig
 	c.SetDefaults()
-	require.Equal(t, 2*1000*4+12000, c.LoadBacklog())
+	require.Equal(t, 2*1000*2+12000, c.LoadBacklog())
 	c.Hold = -time.Second
-	require.Equal(t, 2*1000*4, c.LoadBacklog(), "no holding: nothing held")
+	require.Equal(t, 2*1000*2, c.LoadBacklog(), "no holding: nothing held")
 	c.Hold = time.Second
 	c.Evaluation = EvaluateWorkers
-	require.Equal(t, 2*1000*4, c.LoadBacklog(), "workers evaluation never holds")
+	require.Equal(t, 2*1000*2, c.LoadBacklog(), "workers evaluation never holds")
 }
 
 // mergeMessages against a model (a set of sequences, the first copy of each

@@ -234,20 +234,10 @@ func TestParse_holdMessagesDefaultFitsMaxAckPending(t *testing.T) {
 	cfg, err := Parse("small.yaml", []byte("nats: {max_ack_pending: 10000}"+rules))
 	require.NoError(t, err)
 	require.Equal(t, 10000-1000*2, cfg.Ingest.HoldMessages, "max_ack_pending less batch_size × concurrency")
-	require.Equal(t, 2, cfg.Ingest.Concurrency, "four batches would leave less than the default hold_messages")
 
 	cfg, err = Parse("default.yaml", []byte(rules))
 	require.NoError(t, err)
 	require.Equal(t, pipeline.DefaultHoldMessages, cfg.Ingest.HoldMessages)
-	require.Equal(t, pipeline.DefaultConcurrency, cfg.Ingest.Concurrency)
-
-	// A configuration valid when the default concurrency was 2 stays valid.
-	cfg, err = Parse("held.yaml", []byte("ingest: {hold_messages: 18000}"+rules))
-	require.NoError(t, err)
-	require.Equal(t, 2, cfg.Ingest.Concurrency, "18000 held and a pull buffer of 4000 exceed 20000")
-	cfg, err = Parse("four.yaml", []byte("nats: {max_ack_pending: 10000}\ningest: {concurrency: 4}"+rules))
-	require.NoError(t, err)
-	require.Equal(t, 10000-1000*4, cfg.Ingest.HoldMessages, "a concurrency set is kept: hold_messages gives way")
 
 	_, err = Parse("set.yaml", []byte("nats: {max_ack_pending: 10000}\ningest: {hold_messages: 12000}"+rules))
 	require.ErrorContains(t, err, "ingest.hold_messages")

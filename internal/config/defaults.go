@@ -44,21 +44,6 @@ func DefaultHoldMessages(maxAckPending, pullBuffer int) int {
 	return max(1, min(pipeline.DefaultHoldMessages, maxAckPending-pullBuffer))
 }
 
-// DefaultConcurrency is ingest.concurrency when it is not set: pipeline's
-// default, unless its pull buffer (batch_size × concurrency) would leave
-// nats.max_ack_pending less room than hold_messages (as set, or its
-// default): then 2, the default before 2026-12-08, so that a configuration
-// valid then stays valid and holds as many messages.
-func DefaultConcurrency(maxAckPending, batchSize, holdMessages int) int {
-	if holdMessages == 0 {
-		holdMessages = pipeline.DefaultHoldMessages
-	}
-	if maxAckPending > 0 && maxAckPending-batchSize*pipeline.DefaultConcurrency < holdMessages {
-		return min(2, pipeline.DefaultConcurrency)
-	}
-	return pipeline.DefaultConcurrency
-}
-
 // SetDefaults fills every field left at its zero value with its default, in
 // every section and every rule. It is the only place defaults are applied.
 func (c *Config) SetDefaults() {
@@ -68,13 +53,9 @@ func (c *Config) SetDefaults() {
 	if c.Ingest.Hold == 0 {
 		c.Ingest.Hold = DefaultHold(c.NATS.AckWait)
 	}
-	holdMessages := c.Ingest.HoldMessages // 0: unset
-	concurrencyUnset := c.Ingest.Concurrency == 0
+	holdMessagesUnset := c.Ingest.HoldMessages == 0
 	c.Ingest.SetDefaults()
-	if concurrencyUnset {
-		c.Ingest.Concurrency = DefaultConcurrency(c.NATS.MaxAckPending, c.Ingest.BatchSize, holdMessages)
-	}
-	if holdMessages == 0 {
+	if holdMessagesUnset {
 		c.Ingest.HoldMessages = DefaultHoldMessages(c.NATS.MaxAckPending, c.Ingest.BatchSize*c.Ingest.Concurrency)
 	}
 	c.Workers.SetDefaults()
