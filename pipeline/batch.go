@@ -26,6 +26,10 @@ type batch struct {
 	// index, zero between messages).
 	pending []pendingEvent
 	slot    []int
+	// lists is where place takes the list of messages of each key new to
+	// the batch from: one allocation per message rather than one per key
+	// (a key with a second message in the batch grows its list as usual).
+	lists []limiter.Message
 	// decoded holds the stream sequences of the messages decoded so far;
 	// again counts the second copies of them left out (addMessage).
 	decoded map[uint64]struct{}
@@ -44,9 +48,9 @@ func newBatch(rs *limiter.Ruleset) *batch {
 // reset empties b for the next batch of a loop, under rules rs, keeping its
 // map and slices: growing them again for every batch was a third of what
 // ingestion allocated (and so of the collector's work) at a paced load.
-// Only b's own scratch is reused: the events' arrays and each key's list
-// of messages, which the holder may keep, are new in every batch, and the
-// old entries are cleared so that they do not keep the last batch's
+// Only b's own scratch is reused: the events' arrays, which the holder
+// may keep, and the keys' lists of messages are new in every batch, and
+// the old entries are cleared so that they do not keep the last batch's
 // events alive.
 func (b *batch) reset(rs *limiter.Ruleset) {
 	b.rules = rs
@@ -58,6 +62,7 @@ func (b *batch) reset(rs *limiter.Ruleset) {
 	b.slot = b.slot[:0]
 	clear(b.pending)
 	b.pending = b.pending[:0]
+	b.lists = nil // its chunk refers to the last batch's events
 }
 
 // add matches e against the rules and records it, pending, under every
@@ -96,8 +101,15 @@ func (b *batch) place(seq uint64) {
 	if len(b.pending) == 0 {
 		return
 	}
+	fresh := 0 // keys with no list yet
 	for _, p := range b.pending {
+		if b.slot[p.ka] == 0 && b.appends[p.ka].Messages == nil {
+			fresh++
+		}
 		b.slot[p.ka]++
+	}
+	if len(b.lists) < fresh {
+		b.lists = make([]limiter.Message, fresh)
 	}
 	arr := make([]limiter.Event, len(b.pending))
 	off := 0
@@ -107,7 +119,12 @@ func (b *batch) place(seq uint64) {
 			if last := len(ka.Messages) - 1; last >= 0 && ka.Messages[last].Seq == seq {
 				b.slot[p.ka] = -(last + 1)
 			} else {
-				ka.Messages = append(ka.Messages, limiter.Message{Seq: seq, Events: arr[off : off : off+n]})
+				m := limiter.Message{Seq: seq, Events: arr[off : off : off+n]}
+				if ka.Messages == nil {
+					ka.Messages = b.list(m)
+				} else {
+					ka.Messages = append(ka.Messages, m)
+				}
 				b.slot[p.ka] = -len(ka.Messages)
 				off += n
 			}
@@ -119,6 +136,17 @@ func (b *batch) place(seq uint64) {
 		b.slot[p.ka] = 0
 	}
 	b.pending = b.pending[:0]
+}
+
+// list returns a list of one message, m, taken from b.lists, which place
+// makes long enough for the keys of a message first seen in the batch
+// (reset drops it). The lists are the batch's: the holder copies the
+// messages it keeps, and no element of b.lists is handed out twice.
+func (b *batch) list(m limiter.Message) []limiter.Message {
+	l := b.lists[:1:1]
+	b.lists = b.lists[1:]
+	l[0] = m
+	return l
 }
 
 // addMessage decodes one NATS message into the batch: the events take the

@@ -102,6 +102,20 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 				}
 			}
 		}
+		// Add a message to every key's list: the others keep theirs (the
+		// lists of keys new to a batch come from one array).
+		for i := range b.appends {
+			ka := &b.appends[i]
+			ka.Messages = append(ka.Messages, limiter.Message{Seq: 1 << 40})
+		}
+		for _, ka := range b.appends {
+			for j, m := range ka.Messages {
+				require.True(t, (m.Seq == 1<<40) == (j == len(ka.Messages)-1), "trial %d: %s message %d overwritten", trial, ka.Key, j)
+			}
+		}
+		for i := range b.appends {
+			b.appends[i].Messages = b.appends[i].Messages[:len(b.appends[i].Messages)-1]
+		}
 		kept = append([]limiter.KeyAppend(nil), b.appends...)
 		keptCopy = copyAppends(kept)
 	}

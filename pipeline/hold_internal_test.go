@@ -403,3 +403,46 @@ func TestMergeMessages_keepsOneCopyInSequenceOrder(t *testing.T) {
 		require.Equal(t, want, got, "trial %d", trial)
 	}
 }
+
+// A key's next hold starts with room for the messages its last hold took,
+// and a quarter more, so that a steady key's lists do not grow from
+// nothing every hold; a key that held many once does not start with more
+// than maxHoldCap.
+func TestHolder_holdStartsWithRoomForTheLastOne(t *testing.T) {
+	h := newHolder(time.Second, 1000)
+	rs := rulesetOf(t, limiter.Rule{Name: "r", Limit: 10000, Window: time.Minute})
+	k := "client=a"
+	now := time.Now()
+	answer := func(sends []send) {
+		evals := make([]limiter.Evaluation, len(sends))
+		for i := range sends {
+			evals[i] = limiter.Evaluation{Key: limiter.LimitKey(k), Rules: []limiter.RuleState{{Rule: "r", Count: 1, Limit: 10000}}}
+		}
+		h.done(sends, evals, false)
+	}
+	s, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, 1, 1)}, batchRecs(1), now, 0)
+	answer(s) // room 9999
+	seq := uint64(1)
+	holdN := func(n int) {
+		for range n {
+			seq++
+			held, _ := h.plan(rs, []limiter.KeyAppend{appendOf(rs, k, seq, 1)}, batchRecs(seq), now, 0)
+			require.Empty(t, held)
+		}
+	}
+	holdN(8)
+	require.Len(t, h.keys[limiter.LimitKey(k)].msgs, 8)
+	due, _ := h.due(now.Add(2 * time.Second))
+	require.Len(t, due, 1)
+	require.Len(t, due[0].ka.Messages, 8)
+	answer(due)
+
+	holdN(1)
+	hk := h.keys[limiter.LimitKey(k)]
+	require.Equal(t, 10, cap(hk.msgs), "8 and a quarter")
+	require.Equal(t, 10, cap(hk.recs))
+
+	require.Equal(t, 1, holdCap(0, 0))
+	require.Equal(t, 5, holdCap(0, 5), "at least the first batch's messages")
+	require.Equal(t, maxHoldCap, holdCap(10*maxHoldCap, 1))
+}
