@@ -82,11 +82,11 @@ func TestLogReaders_readEveryEntryForm(t *testing.T) {
 				values = append(values, strconv.FormatInt(m-p.ts, 10), p.w)
 			}
 		default:
-			evs := make([]Event, len(ps))
+			ws := make([]msWeight, len(ps))
 			for i, p := range ps {
-				evs[i] = Event{TS: p.ts, Weight: p.w}
+				ws[i] = msWeight(p)
 			}
-			values = []any{"p", appendEntry(nil, m, evs)}
+			values = []any{"p", appendEntry(nil, m, ws)}
 		}
 		require.NoError(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: log, ID: fmt.Sprintf("%d-*", m), Values: values}).Err())
 		all = append(all, ps...)
@@ -179,7 +179,7 @@ func TestWindowScript_storesTheDaemonsEntries(t *testing.T) {
 	entries, err := rdb.XRange(ctx, keys.Log(string(lk), "r"), "-", "+").Result()
 	require.NoError(t, err)
 	require.Len(t, entries, 1)
-	body := appendEntry(nil, now-5, []Event{{TS: now - 20, Weight: 5}, {TS: now - 10, Weight: 2}, {TS: now - 5, Weight: 100}})
+	body := appendEntry(nil, now-5, []msWeight{{now - 20, 5}, {now - 10, 2}, {now - 5, 100}})
 	require.Equal(t, map[string]any{"p": string(body)}, entries[0].Values)
 	require.True(t, strings.HasPrefix(entries[0].ID, strconv.FormatInt(now-5, 10)+"-"))
 
@@ -193,7 +193,7 @@ func TestWindowScript_storesTheDaemonsEntries(t *testing.T) {
 	entries, err = rdb.XRange(ctx, keys.Log(string(lk), "r"), "-", "+").Result()
 	require.NoError(t, err)
 	require.Len(t, entries, 2)
-	require.Equal(t, map[string]any{"p": string(appendEntry(nil, now, []Event{{TS: now, Weight: 1}}))}, entries[1].Values)
+	require.Equal(t, map[string]any{"p": string(appendEntry(nil, now, []msWeight{{now, 1}}))}, entries[1].Values)
 
 	// With its state gone (no newest time known), a call takes the built
 	// entries; the stream refuses one older than its last id, and its

@@ -163,37 +163,39 @@ func packRuns(msgs []Message) []byte {
 	if n == 0 {
 		return nil
 	}
-	pairs := make([]Event, 0, n)
+	pairs := make([]msWeight, 0, n)
 	for _, m := range msgs {
-		pairs = append(pairs, m.Events...)
+		for _, e := range m.Events {
+			pairs = append(pairs, msWeight{e.TS, e.Weight})
+		}
 	}
-	slices.SortFunc(pairs, func(a, b Event) int { return cmp.Compare(a.TS, b.TS) })
+	slices.SortFunc(pairs, func(a, b msWeight) int { return cmp.Compare(a.ts, b.ts) })
 	// Sum per millisecond, in place.
 	k := 0
 	var total int64
 	for _, e := range pairs {
-		total += e.Weight
-		if k > 0 && pairs[k-1].TS == e.TS {
-			pairs[k-1].Weight += e.Weight
+		total += e.w
+		if k > 0 && pairs[k-1].ts == e.ts {
+			pairs[k-1].w += e.w
 			continue
 		}
-		pairs[k] = Event{TS: e.TS, Weight: e.Weight}
+		pairs[k] = e
 		k++
 	}
 	pairs = pairs[:k]
 	b := make([]byte, 0, 21+16*(1+len(pairs)/logPairs)+8*len(pairs))
-	b = appendUint(b, uint64(pairs[0].TS), 6)
-	b = appendUint(b, uint64(pairs[len(pairs)-1].TS), 6)
+	b = appendUint(b, uint64(pairs[0].ts), 6)
+	b = appendUint(b, uint64(pairs[len(pairs)-1].ts), 6)
 	b = appendUint(b, uint64(total), 6)
 	countAt := len(b)
 	b = append(b, 0, 0, 0)
 	entries := 0
 	for i := 0; i < len(pairs); {
 		j := i
-		for j+1 < len(pairs) && pairs[j+1].TS-pairs[i].TS <= logSpanMS && j+1-i < logPairs {
+		for j+1 < len(pairs) && pairs[j+1].ts-pairs[i].ts <= logSpanMS && j+1-i < logPairs {
 			j++
 		}
-		m := pairs[j].TS
+		m := pairs[j].ts
 		b = appendUint(b, uint64(m), 6)
 		lenAt := len(b)
 		b = append(b, 0, 0, 0)
@@ -211,23 +213,27 @@ func packRuns(msgs []Message) []byte {
 // then per pair, oldest first, two bytes x = (m - ts) + 1024 * w when its
 // weight w is 1 to 63, or x = m - ts followed by the weight in 6 bytes.
 // lib.lua reads it (entry_pairs).
-func appendEntry(b []byte, m int64, pairs []Event) []byte {
+func appendEntry(b []byte, m int64, pairs []msWeight) []byte {
 	var total int64
 	for _, p := range pairs {
-		total += p.Weight
+		total += p.w
 	}
 	b = appendUint(b, uint64(total), 6)
 	for _, p := range pairs {
-		d := uint64(m - p.TS)
-		if p.Weight >= 1 && p.Weight <= 63 {
-			b = appendUint(b, d+1024*uint64(p.Weight), 2)
+		d := uint64(m - p.ts)
+		if p.w >= 1 && p.w <= 63 {
+			b = appendUint(b, d+1024*uint64(p.w), 2)
 			continue
 		}
 		b = appendUint(b, d, 2)
-		b = appendUint(b, uint64(p.Weight), 6)
+		b = appendUint(b, uint64(p.w), 6)
 	}
 	return b
 }
+
+// msWeight is the weight of one millisecond ts of a log entry: packRuns
+// sorts and sums a call's events as these, a third of an Event's size.
+type msWeight struct{ ts, w int64 }
 
 // appendUint appends the n low bytes of x, little-endian.
 func appendUint(b []byte, x uint64, n int) []byte {
