@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The packed forms of window.lua's arguments. A message whose events all
@@ -104,15 +105,27 @@ func seenMember(msgs []Message) string {
 // several batches, so its thousands of sequences make a few ranges.
 // ok is false when a sequence comes twice: such a call goes in the form
 // with each message's events, which counts the copy once.
+//
+// It allocates the member only (the sequences of a call of up to 64
+// messages are sorted on the stack): it is built for every call of the
+// flusher's, thousands a second.
 func seenRanges(msgs []Message) (member string, ok bool) {
-	seqs := make([]uint64, 0, len(msgs))
+	var stack [64]uint64
+	seqs := stack[:0]
 	for _, m := range msgs {
 		if m.Seq != 0 {
 			seqs = append(seqs, m.Seq)
 		}
 	}
+	if len(seqs) == 0 {
+		return "", true
+	}
 	slices.Sort(seqs)
-	b := make([]byte, 0, 16)
+	var sb strings.Builder
+	var num [20]byte
+	// At most every sequence, each with as many digits as the largest and
+	// a separator.
+	sb.Grow(len(seqs) * (len(strconv.AppendUint(num[:0], seqs[len(seqs)-1], 10)) + 1))
 	for i := 0; i < len(seqs); {
 		j := i
 		for j+1 < len(seqs) && seqs[j+1] <= seqs[j]+1 {
@@ -121,17 +134,17 @@ func seenRanges(msgs []Message) (member string, ok bool) {
 			}
 			j++
 		}
-		if len(b) > 0 {
-			b = append(b, ',')
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
 		}
-		b = strconv.AppendUint(b, seqs[i], 10)
+		sb.Write(strconv.AppendUint(num[:0], seqs[i], 10))
 		if j > i {
-			b = append(b, '-')
-			b = strconv.AppendUint(b, seqs[j], 10)
+			sb.WriteByte('-')
+			sb.Write(strconv.AppendUint(num[:0], seqs[j], 10))
 		}
 		i = j + 1
 	}
-	return string(b), true
+	return sb.String(), true
 }
 
 // Bounds of one window-log entry (SPAN and PAIRS in lib.lua): its

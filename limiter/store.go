@@ -334,21 +334,17 @@ func (r *AppendResult) add(reply any) error {
 	return nil
 }
 
-// windowKeys are the KEYS every window script takes (see window.lua).
+// windowKeys are the KEYS every window script takes (see window.lua), in
+// one allocation (keyspace.Redis.WindowKeys).
 func (s *Store) windowKeys(lk string, g *Group) []string {
-	n := 0
-	if g != nil {
-		n = len(g.Rules)
-	}
-	keys := make([]string, 0, 8+2*n)
-	keys = append(keys, s.keys.State(lk), s.keys.Seen(lk), s.keys.IDs(lk), s.keys.Deny(lk), s.keys.Shadow(lk),
-		s.keys.Block(lk), s.keys.Allow(lk), s.keys.Overrides(lk))
+	var buf [8]string
+	names := buf[:0]
 	if g != nil {
 		for _, r := range g.Rules {
-			keys = append(keys, s.keys.Log(lk, r.Name), s.keys.Late(lk, r.Name))
+			names = append(names, r.Name)
 		}
 	}
-	return keys
+	return s.keys.WindowKeys(lk, names)
 }
 
 // windowArgs is the head of ARGV every window script takes: now, floor,

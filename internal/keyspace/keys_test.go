@@ -120,3 +120,52 @@ func FuzzEscape(f *testing.F) {
 		}
 	})
 }
+
+// WindowKeys are the keys State, Seen, ... Overrides, then Log and Late of
+// each rule would give one by one.
+func TestWindowKeys_areTheKeysOneByOne(t *testing.T) {
+	r, err := keyspace.NewRedis("rm")
+	require.NoError(t, err)
+	lk := "client=a%7Bb|route=/x"
+	for _, rules := range [][]string{nil, {"r"}, {"per-client", "burst"}} {
+		want := []string{r.State(lk), r.Seen(lk), r.IDs(lk), r.Deny(lk), r.Shadow(lk), r.Block(lk), r.Allow(lk), r.Overrides(lk)}
+		for _, rule := range rules {
+			want = append(want, r.Log(lk, rule), r.Late(lk, rule))
+		}
+		require.Equal(t, want, r.WindowKeys(lk, rules), "rules %v", rules)
+	}
+}
+
+// BenchmarkWindowKeys builds the KEYS of one script call of a limit key
+// with one rule, as ingestion does for every call.
+func BenchmarkWindowKeys(b *testing.B) {
+	r, err := keyspace.NewRedis("ratemon")
+	require.NoError(b, err)
+	rules := []string{"per-client"}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n += len(r.WindowKeys("client=k004217", rules))
+	}
+	if n == 0 {
+		b.Fatal("no keys")
+	}
+}
+
+// BenchmarkWindowKeys_oneByOne builds the same keys one by one, as before
+// WindowKeys, for comparison.
+func BenchmarkWindowKeys_oneByOne(b *testing.B) {
+	r, err := keyspace.NewRedis("ratemon")
+	require.NoError(b, err)
+	lk := "client=k004217"
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		keys := []string{r.State(lk), r.Seen(lk), r.IDs(lk), r.Deny(lk), r.Shadow(lk), r.Block(lk), r.Allow(lk), r.Overrides(lk),
+			r.Log(lk, "per-client"), r.Late(lk, "per-client")}
+		n += len(keys)
+	}
+	if n == 0 {
+		b.Fatal("no keys")
+	}
+}
