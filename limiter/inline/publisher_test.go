@@ -70,7 +70,12 @@ func TestPublisher_batchesEventsToNATS(t *testing.T) {
 	nc := n.Connect(t)
 	prefix := testenv.Name(t)
 	c := collect(t, n.Connect(t), prefix+".events.stocks")
-	p, _ := startPublisher(t, inline.PublisherOptions{NATS: nc, Service: "stocks", SubjectPrefix: prefix, BatchSize: 100})
+	// No flush by time (a loaded machine took more than the default 5 ms
+	// over the 1000 events, and the interval sent a part of a batch): the
+	// ten full batches go when the tenth closes (a quarter of 40 buffers
+	// waiting), and none is dropped meanwhile.
+	p, _ := startPublisher(t, inline.PublisherOptions{NATS: nc, Service: "stocks", SubjectPrefix: prefix, BatchSize: 100,
+		FlushInterval: time.Hour, Buffers: 40})
 	for i := range 1000 {
 		e := event.Event{Client: "acme", TS: 1_767_225_600_000 + int64(i), Route: "GET /x", Weight: 1}
 		if i%2 == 0 {
