@@ -110,7 +110,7 @@ func TestBatch_groupsEventsPerKeyAndMessage(t *testing.T) {
 		}
 		for _, ka := range b.appends {
 			for j, m := range ka.Messages {
-				require.True(t, (m.Seq == 1<<40) == (j == len(ka.Messages)-1), "trial %d: %s message %d overwritten", trial, ka.Key, j)
+				require.Equal(t, j == len(ka.Messages)-1, m.Seq == 1<<40, "trial %d: %s message %d overwritten", trial, ka.Key, j)
 			}
 		}
 		for i := range b.appends {
