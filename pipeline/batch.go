@@ -62,7 +62,7 @@ func (b *batch) reset(rs *limiter.Ruleset) {
 	b.slot = b.slot[:0]
 	clear(b.pending)
 	b.pending = b.pending[:0]
-	b.lists = nil // its chunk refers to the last batch's events
+	b.lists = nil // its array holds the last batch's lists
 }
 
 // add matches e against the rules and records it, pending, under every
