@@ -26,10 +26,6 @@ type batch struct {
 	// index, zero between messages).
 	pending []pendingEvent
 	slot    []int
-	// lists is where place takes the list of messages of each key new to
-	// the batch from: one allocation per message rather than one per key
-	// (a key with a second message in the batch grows its list as usual).
-	lists []limiter.Message
 	// decoded holds the stream sequences of the messages decoded so far;
 	// again counts the second copies of them left out (addMessage).
 	decoded map[uint64]struct{}
@@ -62,7 +58,6 @@ func (b *batch) reset(rs *limiter.Ruleset) {
 	b.slot = b.slot[:0]
 	clear(b.pending)
 	b.pending = b.pending[:0]
-	b.lists = nil // its array holds the last batch's lists
 }
 
 // add matches e against the rules and records it, pending, under every
@@ -101,15 +96,19 @@ func (b *batch) place(seq uint64) {
 	if len(b.pending) == 0 {
 		return
 	}
-	fresh := 0 // keys with no list yet
+	// The keys new to the batch take their lists of one message from one
+	// array: one allocation per message rather than one per key (a key's
+	// second message in the batch grows its list as usual).
+	fresh := 0
 	for _, p := range b.pending {
 		if b.slot[p.ka] == 0 && b.appends[p.ka].Messages == nil {
 			fresh++
 		}
 		b.slot[p.ka]++
 	}
-	if len(b.lists) < fresh {
-		b.lists = make([]limiter.Message, fresh)
+	var lists []limiter.Message
+	if fresh > 0 {
+		lists = make([]limiter.Message, fresh)
 	}
 	arr := make([]limiter.Event, len(b.pending))
 	off := 0
@@ -121,7 +120,8 @@ func (b *batch) place(seq uint64) {
 			} else {
 				m := limiter.Message{Seq: seq, Events: arr[off : off : off+n]}
 				if ka.Messages == nil {
-					ka.Messages = b.list(m)
+					lists[0] = m
+					ka.Messages, lists = lists[:1:1], lists[1:]
 				} else {
 					ka.Messages = append(ka.Messages, m)
 				}
@@ -136,17 +136,6 @@ func (b *batch) place(seq uint64) {
 		b.slot[p.ka] = 0
 	}
 	b.pending = b.pending[:0]
-}
-
-// list returns a list of one message, m, taken from b.lists, which place
-// makes long enough for the keys of a message first seen in the batch
-// (reset drops it). The lists are the batch's: the holder copies the
-// messages it keeps, and no element of b.lists is handed out twice.
-func (b *batch) list(m limiter.Message) []limiter.Message {
-	l := b.lists[:1:1]
-	b.lists = b.lists[1:]
-	l[0] = m
-	return l
 }
 
 // addMessage decodes one NATS message into the batch: the events take the

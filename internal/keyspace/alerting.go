@@ -16,13 +16,13 @@ import "strconv"
 // AlertState is the hash holding the lifecycle of the alert of one rule for
 // one limit key.
 func (r Redis) AlertState(limitKey, rule string) string {
-	return r.tagged("alert", limitKey) + ":" + rule
+	return r.tagged("alert", limitKey, rule)
 }
 
 // AlertNotification is the hash holding notification seq of the alert of
 // one rule for one limit key: what to send, and to which sinks it went.
 func (r Redis) AlertNotification(limitKey, rule string, seq int64) string {
-	return r.tagged("alertn", limitKey) + ":" + rule + ":" + strconv.FormatInt(seq, 10)
+	return r.tagged("alertn", limitKey, rule) + ":" + strconv.FormatInt(seq, 10)
 }
 
 // AlertIndex is the sorted set of alerts that need looking at, scored by the

@@ -44,16 +44,36 @@ func ValidatePrefix(prefix string) error {
 // Prefix returns the configured prefix.
 func (r Redis) Prefix() string { return r.prefix }
 
-func (r Redis) tagged(kind, limitKey string) string {
+// tagged is the key of one kind for a limit key, `<prefix>:<kind>:{<limit
+// key>}`, then `:<rule>` when rule is not "".
+func (r Redis) tagged(kind, limitKey, rule string) string {
 	var sb strings.Builder
-	sb.Grow(len(r.prefix) + len(kind) + len(limitKey) + 4)
+	sb.Grow(r.taggedLen(kind, limitKey, rule))
+	r.writeTagged(&sb, kind, limitKey, rule)
+	return sb.String()
+}
+
+// taggedLen is the length of tagged(kind, limitKey, rule).
+func (r Redis) taggedLen(kind, limitKey, rule string) int {
+	n := len(r.prefix) + len(kind) + len(limitKey) + 4
+	if rule != "" {
+		n += 1 + len(rule)
+	}
+	return n
+}
+
+// writeTagged writes tagged(kind, limitKey, rule) to sb.
+func (r Redis) writeTagged(sb *strings.Builder, kind, limitKey, rule string) {
 	sb.WriteString(r.prefix)
 	sb.WriteByte(':')
 	sb.WriteString(kind)
 	sb.WriteString(":{")
 	sb.WriteString(limitKey)
 	sb.WriteByte('}')
-	return sb.String()
+	if rule != "" {
+		sb.WriteByte(':')
+		sb.WriteString(rule)
+	}
 }
 
 // WindowKeys returns the keys of a limit key that the window scripts take,
@@ -62,55 +82,33 @@ func (r Redis) tagged(kind, limitKey string) string {
 // builds them for every script call, thousands a second.
 func (r Redis) WindowKeys(limitKey string, rules []string) []string {
 	kinds := [...]string{"st", "seen", "ids", "deny", "shadow", "block", "allow", "ovr"}
-	n := len(kinds) + 2*len(rules)
-	size := 0
-	for i := range n {
-		kind, rule := windowKey(kinds[:], rules, i)
-		size += len(r.prefix) + len(kind) + len(limitKey) + len(rule) + 5
+	each := func(f func(kind, rule string)) {
+		for _, k := range kinds {
+			f(k, "")
+		}
+		for _, rule := range rules {
+			f("log", rule)
+			f("late", rule)
+		}
 	}
+	size := 0
+	each(func(kind, rule string) { size += r.taggedLen(kind, limitKey, rule) })
 	var sb strings.Builder
 	sb.Grow(size)
-	var endsBuf [32]int
-	ends := endsBuf[:0]
-	for i := range n {
-		kind, rule := windowKey(kinds[:], rules, i)
-		sb.WriteString(r.prefix)
-		sb.WriteByte(':')
-		sb.WriteString(kind)
-		sb.WriteString(":{")
-		sb.WriteString(limitKey)
-		sb.WriteByte('}')
-		if rule != "" {
-			sb.WriteByte(':')
-			sb.WriteString(rule)
-		}
-		ends = append(ends, sb.Len())
-	}
+	each(func(kind, rule string) { r.writeTagged(&sb, kind, limitKey, rule) })
 	all := sb.String()
-	keys := make([]string, n)
-	start := 0
-	for i, end := range ends {
-		keys[i] = all[start:end]
-		start = end
-	}
+	keys := make([]string, 0, len(kinds)+2*len(rules))
+	each(func(kind, rule string) {
+		n := r.taggedLen(kind, limitKey, rule)
+		keys = append(keys, all[:n])
+		all = all[n:]
+	})
 	return keys
-}
-
-// windowKey is the kind and rule ("" for none) of WindowKeys' key i.
-func windowKey(kinds, rules []string, i int) (kind, rule string) {
-	if i < len(kinds) {
-		return kinds[i], ""
-	}
-	i -= len(kinds)
-	if i%2 == 0 {
-		return "log", rules[i/2]
-	}
-	return "late", rules[i/2]
 }
 
 // Deny is the deny flag of a limit key: `<prefix>:deny:{<limit key>}`. This
 // name is a public contract.
-func (r Redis) Deny(limitKey string) string { return r.tagged("deny", limitKey) }
+func (r Redis) Deny(limitKey string) string { return r.tagged("deny", limitKey, "") }
 
 // AppendDeny appends the deny flag key of limitKey to dst without allocating
 // when dst has room; inline checkers use it on the request path.
@@ -123,7 +121,7 @@ func (r Redis) AppendDeny(dst []byte, limitKey string) []byte {
 
 // Shadow is the shadow flag of a limit key: `<prefix>:shadow:{<limit key>}`.
 // This name is a public contract.
-func (r Redis) Shadow(limitKey string) string { return r.tagged("shadow", limitKey) }
+func (r Redis) Shadow(limitKey string) string { return r.tagged("shadow", limitKey, "") }
 
 // DenyPattern is the SCAN pattern matching every deny flag.
 func (r Redis) DenyPattern() string { return r.prefix + ":deny:{*}" }
@@ -132,23 +130,23 @@ func (r Redis) DenyPattern() string { return r.prefix + ":deny:{*}" }
 func (r Redis) ShadowPattern() string { return r.prefix + ":shadow:{*}" }
 
 // State is the hash holding the running state of every rule of a limit key.
-func (r Redis) State(limitKey string) string { return r.tagged("st", limitKey) }
+func (r Redis) State(limitKey string) string { return r.tagged("st", limitKey, "") }
 
 // Seen is the sorted set of NATS stream sequences already applied to a limit key.
-func (r Redis) Seen(limitKey string) string { return r.tagged("seen", limitKey) }
+func (r Redis) Seen(limitKey string) string { return r.tagged("seen", limitKey, "") }
 
 // IDs is the sorted set of event ids already counted for a limit key.
-func (r Redis) IDs(limitKey string) string { return r.tagged("ids", limitKey) }
+func (r Redis) IDs(limitKey string) string { return r.tagged("ids", limitKey, "") }
 
 // Log is the window log of one rule for a limit key, a stream whose entry ids
 // are event times.
 func (r Redis) Log(limitKey, rule string) string {
-	return r.tagged("log", limitKey) + ":" + rule
+	return r.tagged("log", limitKey, rule)
 }
 
 // Late is the sorted set of out-of-order entries of one rule for a limit key.
 func (r Redis) Late(limitKey, rule string) string {
-	return r.tagged("late", limitKey) + ":" + rule
+	return r.tagged("late", limitKey, rule)
 }
 
 // Work is the work-notice stream of one shard. Shards are not hash-tagged, so

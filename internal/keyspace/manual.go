@@ -1,13 +1,13 @@
 package keyspace
 
 // Block is the manual block entry of a limit key.
-func (r Redis) Block(limitKey string) string { return r.tagged("block", limitKey) }
+func (r Redis) Block(limitKey string) string { return r.tagged("block", limitKey, "") }
 
 // Allow is the allow-list entry of a limit key.
-func (r Redis) Allow(limitKey string) string { return r.tagged("allow", limitKey) }
+func (r Redis) Allow(limitKey string) string { return r.tagged("allow", limitKey, "") }
 
 // Overrides is the hash of runtime limit overrides of a limit key.
-func (r Redis) Overrides(limitKey string) string { return r.tagged("ovr", limitKey) }
+func (r Redis) Overrides(limitKey string) string { return r.tagged("ovr", limitKey, "") }
 
 // BlockPattern is the SCAN pattern matching every manual block.
 func (r Redis) BlockPattern() string { return r.prefix + ":block:{*}" }
